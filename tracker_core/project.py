@@ -1,0 +1,893 @@
+"""The annotation document: objects, per-frame labels with provenance, atomic save/load/autosave.
+
+A project file is one SQLite database (stdlib ``sqlite3``):
+
+* ``meta(key TEXT PRIMARY KEY, value TEXT)`` holds ``format`` (``"trackpaint-project"``),
+  ``schema_version``, ``video_path`` (relative to the project file when possible), ``num_frames``,
+  ``height``, ``width`` and ``objects`` (a JSON list of :class:`~tracker_core.labels.ObjectSpec`).
+* ``frames(idx INTEGER PRIMARY KEY, state, confidence, source, mask, ids, keypoints)`` holds one
+  row per non-empty frame: the :class:`FrameState`, the propagation confidence (NULL unless
+  propagated), the keyframe the frame was propagated from (``source``, NULL for keyframes), the
+  mask as lossless PNG bytes (NULL when all background), the JSON list of object ids present in
+  the mask, and the keypoints as JSON ``{"<object id>": [[x, y, visible], ...]}`` (``null`` for
+  an unplaced coordinate).
+
+Memory stays bounded for long videos: an open :class:`Project` works on a private scratch copy of
+the database in a temporary directory; every edit is written there immediately (encoded), only a
+small LRU of decoded frames and three ``(N,)`` arrays (state, confidence, source) live in RAM.
+:meth:`Project.save` copies the scratch database to the destination atomically (temp file in the
+same directory, fsync, ``os.replace``, fsync of the directory), so a crash at any moment leaves
+either the old or the new complete file. :meth:`Project.autosave` does the same to a recovery
+file ``<project>.autosave`` beside the project; :meth:`Project.recovery_path` reports one that is
+newer than the project so a GUI can offer it (``Project.open(path, from_autosave=True)``).
+
+Thread safety: every public method takes an internal re-entrant lock, so a worker thread may write
+frames while the GUI thread reads them. :class:`~tracker_core.session.Session` is the only
+intended mutator; the mutating methods here are its building blocks and do no undo bookkeeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import math
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tracker_core.errors import MaskError, ProjectError
+from tracker_core.labels import FrameLabels, ObjectSpec
+from tracker_core.masks import validate_mask
+
+SCHEMA_VERSION = 1
+FILE_FORMAT = "trackpaint-project"
+AUTOSAVE_SUFFIX = ".autosave"
+PROJECT_SUFFIX = ".trackpaint"
+DEFAULT_CACHE_SIZE = 16
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SCHEMA_SQL = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE frames ("
+    " idx INTEGER PRIMARY KEY, state INTEGER NOT NULL, confidence REAL, source INTEGER,"
+    " mask BLOB, ids TEXT NOT NULL DEFAULT '[]', keypoints TEXT)",
+)
+_META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", "width", "objects")
+
+
+class FrameState(enum.IntEnum):
+    """Provenance of one frame's labels (stored as a small integer)."""
+
+    EMPTY = 0  # nothing annotated
+    PAINTED = 1  # a user keyframe: the labels are ground truth
+    PROPAGATED = 2  # computed by the propagator from a keyframe, still consistent with it
+    STALE = 3  # propagated, but a keyframe it depends on was edited since
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """One frame exactly as stored (encoded), used for sparse, compact undo diffs.
+
+    ``mask_png`` is a lossless PNG of the ``(H, W) uint8`` id mask, or None when all background;
+    ``ids`` the object ids present in it; ``keypoints_json`` the keypoints JSON or None.
+    """
+
+    state: FrameState = FrameState.EMPTY
+    confidence: float = math.nan
+    source: int | None = None
+    mask_png: bytes | None = None
+    ids: tuple[int, ...] = ()
+    keypoints_json: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held by the encoded payload, in bytes."""
+        return 64 + len(self.mask_png or b"") + len(self.keypoints_json or "")
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """Video facts recorded in a project: ``video_path`` is absolute once loaded."""
+
+    video_path: Path
+    num_frames: int
+    height: int
+    width: int
+
+
+@dataclass
+class _FrameMeta:
+    """The per-frame arrays kept in RAM (``(N,)`` each)."""
+
+    states: np.ndarray  # uint8 FrameState
+    confidences: np.ndarray  # float32, nan where none
+    sources: np.ndarray  # int32, -1 where none
+    ids: list[tuple[int, ...]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- encoding helpers
+
+
+def encode_mask(mask: np.ndarray) -> bytes | None:
+    """``(H, W) uint8`` mask -> lossless PNG bytes, or None when the mask is all background."""
+    if not mask.any():
+        return None
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise MaskError("cannot encode mask as PNG")
+    return buf.tobytes()
+
+
+def decode_mask(data: bytes | None, height: int, width: int) -> np.ndarray:
+    """PNG bytes (or None = background) -> ``(H, W) uint8`` mask; raises MaskError on bad data."""
+    if data is None:
+        return np.zeros((height, width), np.uint8)
+    mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.shape != (height, width) or mask.dtype != np.uint8:
+        raise MaskError(f"stored mask is not a {height}x{width} 8-bit PNG")
+    return mask
+
+
+def encode_keypoints(keypoints: Mapping[int, np.ndarray]) -> str | None:
+    """``{id: (P, 3) float32}`` -> JSON text (nan -> null), or None when nothing is placed."""
+    placed = {k: v for k, v in keypoints.items() if np.isfinite(v[:, :2]).any()}
+    if not placed:
+        return None
+    rows = {
+        str(k): [[_json_float(x), _json_float(y), float(vis)] for x, y, vis in v.tolist()]
+        for k, v in sorted(placed.items())
+    }
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def decode_keypoints(text: str | None) -> dict[int, np.ndarray]:
+    """Inverse of :func:`encode_keypoints`; raises ValueError on malformed JSON."""
+    if text is None:
+        return {}
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("keypoints JSON is not an object")
+    out: dict[int, np.ndarray] = {}
+    for key, rows in raw.items():
+        arr = np.array(
+            [[math.nan if v is None else v for v in row] for row in rows], dtype=np.float32
+        )
+        if arr.ndim != 2 or arr.shape[1] != 3:
+            raise ValueError(f"keypoints of object {key} are not (P, 3) rows")
+        out[int(key)] = arr
+    return out
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def objects_to_json(objects: Sequence[ObjectSpec]) -> str:
+    """Serialise object specs as a JSON list."""
+    return json.dumps([dataclasses.asdict(o) for o in objects], separators=(",", ":"))
+
+
+def objects_from_json(text: str) -> tuple[ObjectSpec, ...]:
+    """Parse the ``objects`` meta value; raises ValueError/TypeError/KeyError when malformed."""
+    raw = json.loads(text)
+    if not isinstance(raw, list):
+        raise ValueError("objects is not a JSON list")
+    specs = tuple(
+        ObjectSpec(
+            id=int(o["id"]),
+            name=str(o["name"]),
+            color=tuple(int(c) for c in o["color"]),
+            kind=o.get("kind", "mask"),
+            keypoint_names=tuple(str(n) for n in o.get("keypoint_names", ())),
+            skeleton=tuple((int(a), int(b)) for a, b in o.get("skeleton", ())),
+        )
+        for o in raw
+    )
+    check_objects(specs)
+    return specs
+
+
+def check_objects(objects: Sequence[ObjectSpec]) -> None:
+    """Raise ValueError when ids repeat or a colour is not three 0..255 ints."""
+    ids = [o.id for o in objects]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"object ids repeat: {sorted(ids)}")
+    for o in objects:
+        if len(o.color) != 3 or not all(0 <= c <= 255 for c in o.color):
+            raise ValueError(f"object {o.id} colour {o.color} is not three values in 0..255")
+
+
+def check_mask(mask: np.ndarray, hw: tuple[int, int], allowed_ids: Iterable[int]) -> np.ndarray:
+    """Validate an id mask for a frame of size ``hw`` -> ``(H, W) uint8``.
+
+    Raises MaskError for a wrong size/dtype (see :func:`tracker_core.masks.validate_mask`) or ids
+    that are not in ``allowed_ids`` (the project's mask objects).
+    """
+    ids_mask = validate_mask(mask, hw)
+    unknown = set(mask_ids(ids_mask)) - set(allowed_ids)
+    if unknown:
+        raise MaskError(f"mask holds ids {sorted(unknown)} that are not mask objects")
+    return ids_mask
+
+
+def mask_ids(mask: np.ndarray) -> tuple[int, ...]:
+    """Sorted non-zero ids present in a ``(H, W) uint8`` mask."""
+    counts = np.bincount(mask.ravel(), minlength=256)
+    return tuple(int(i) for i in np.flatnonzero(counts[1:]) + 1)
+
+
+def check_keypoints(keypoints: Mapping[int, np.ndarray], objects: Mapping[int, ObjectSpec]) -> None:
+    """Raise MaskError unless every entry is a keypoint object's ``(P, 3)`` float array."""
+    for oid, pts in keypoints.items():
+        spec = objects.get(oid)
+        if spec is None or spec.kind != "keypoints":
+            raise MaskError(f"keypoints given for {oid}, which is not a keypoint object")
+        n = len(spec.keypoint_names)
+        arr = np.asarray(pts)
+        if arr.shape != (n, 3):
+            raise MaskError(f"keypoints of object {oid} must be ({n}, 3), got {arr.shape}")
+        vis = arr[:, 2]
+        if not np.isin(vis, (0.0, 1.0)).all():
+            raise MaskError(f"keypoint visibility of object {oid} must be 0 or 1")
+
+
+def autosave_path_for(project_path: Path) -> Path:
+    """The recovery file beside ``project_path``: ``<name>.autosave``."""
+    return project_path.with_name(project_path.name + AUTOSAVE_SUFFIX)
+
+
+def _relative_video_path(video: Path, project_dir: Path) -> str:
+    """Video path relative to the project directory when possible, else absolute (POSIX form)."""
+    try:
+        return Path(os.path.relpath(video, project_dir)).as_posix()
+    except ValueError:  # different drive on Windows
+        return video.as_posix()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_sqlite_header(path: Path) -> None:
+    """Raise ProjectError when ``path`` is not an SQLite file or is shorter than its header says."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ProjectError(f"cannot read project file ({exc.strerror})", path) from exc
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise ProjectError("not a Trackpaint project (not an SQLite database)", path)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    page_count = int.from_bytes(header[28:32], "big")
+    valid_count = header[24:28] == header[92:96] and page_count > 0
+    if size % page_size != 0 or (valid_count and size < page_size * page_count):
+        raise ProjectError("project file is truncated", path)
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class Project:
+    """An open annotation document. Create with :meth:`new` or :meth:`open`; call :meth:`close`.
+
+    Frame indices are ``0 .. num_frames - 1``. Masks are ``(H, W) uint8`` ids; keypoints per
+    keypoint object ``(P, 3) float32`` ``(x, y, visible)``. ``labels(t)`` always returns a mask
+    (zeros when nothing painted) if the project has mask objects, else ``mask=None``; and an entry
+    for every keypoint object (``nan`` rows where unplaced). Returned arrays are read-only.
+    """
+
+    def __init__(
+        self,
+        info: ProjectInfo,
+        objects: Sequence[ObjectSpec],
+        *,
+        path: Path | None,
+        cache_size: int,
+        _scratch_from: Path | None = None,
+    ) -> None:
+        """Use :meth:`new` or :meth:`open`. Builds the scratch database (a copy of
+        ``_scratch_from`` when given, else empty)."""
+        if info.num_frames < 1 or info.height < 1 or info.width < 1:
+            raise ProjectError(
+                f"video size {info.num_frames}x{info.height}x{info.width} is empty", path
+            )
+        check_objects(objects)
+        self._lock = threading.RLock()
+        self._info = info
+        self._objects: dict[int, ObjectSpec] = {o.id: o for o in objects}
+        self._path = path
+        self._cache_size = max(1, int(cache_size))
+        self._cache: OrderedDict[int, FrameLabels] = OrderedDict()
+        self._modified = False
+        self._scratch_dir = Path(tempfile.mkdtemp(prefix="trackpaint-"))
+        self._db = sqlite3.connect(
+            self._scratch_dir / "work.sqlite", check_same_thread=False, isolation_level=None
+        )
+        self._finalizer = weakref.finalize(self, _close_scratch, self._db, self._scratch_dir)
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA journal_mode=MEMORY")
+        if _scratch_from is None:
+            for sql in _SCHEMA_SQL:
+                self._db.execute(sql)
+            self._write_meta(self._db, self._info.video_path.as_posix())
+        else:
+            src = sqlite3.connect(f"file:{_scratch_from}?mode=ro", uri=True)
+            try:
+                src.backup(self._db)
+            finally:
+                src.close()
+        n = info.num_frames
+        self._meta = _FrameMeta(
+            states=np.zeros(n, np.uint8),
+            confidences=np.full(n, np.nan, np.float32),
+            sources=np.full(n, -1, np.int32),
+            ids=[()] * n,
+        )
+
+    # ---- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        video_path: str | Path,
+        num_frames: int,
+        height: int,
+        width: int,
+        objects: Sequence[ObjectSpec] = (),
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> Project:
+        """A new, unsaved project for a video of ``num_frames`` frames of ``height x width``."""
+        info = ProjectInfo(Path(video_path).absolute(), int(num_frames), int(height), int(width))
+        return cls(info, objects, path=None, cache_size=cache_size)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        from_autosave: bool = False,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> Project:
+        """Open a project file (or, with ``from_autosave``, its recovery file while keeping
+        ``path`` as the document path and marking it modified).
+
+        Raises ProjectError (one line, naming the file) for a missing, truncated, corrupt or
+        non-project file, missing tables, a schema_version newer than this program, or
+        inconsistent content (bad objects JSON, frame rows out of range or with unknown ids).
+        """
+        path = Path(path).absolute()
+        source = autosave_path_for(path) if from_autosave else path
+        if not source.is_file():
+            raise ProjectError("no such project file", source)
+        _check_sqlite_header(source)
+        try:
+            info, objects = _read_meta(source)
+            project = cls(info, objects, path=path, cache_size=cache_size, _scratch_from=source)
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"not a readable Trackpaint project ({exc})", source) from exc
+        try:
+            project._load_frame_meta(source)
+        except BaseException:
+            project.close()
+            raise
+        project._modified = from_autosave
+        return project
+
+    def _load_frame_meta(self, source: Path) -> None:
+        """Fill the in-RAM per-frame arrays from the scratch db; validate rows."""
+        try:
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise ProjectError(f"project database is corrupt ({check})", source)
+            rows = self._db.execute(
+                "SELECT idx, state, confidence, source, ids FROM frames"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"project database is corrupt ({exc})", source) from exc
+        n = self._info.num_frames
+        mask_ids_ok = {o.id for o in self._objects.values() if o.kind == "mask"}
+        for idx, state, conf, src, ids_text in rows:
+            if not (isinstance(idx, int) and 0 <= idx < n):
+                raise ProjectError(f"frame row {idx!r} is outside 0..{n - 1}", source)
+            try:
+                st = FrameState(state)
+                ids = tuple(int(i) for i in json.loads(ids_text))
+            except (ValueError, TypeError) as exc:
+                raise ProjectError(f"frame {idx} has a malformed row ({exc})", source) from exc
+            if not set(ids) <= mask_ids_ok:
+                raise ProjectError(f"frame {idx} holds ids {ids} that are not mask objects", source)
+            self._meta.states[idx] = st
+            self._meta.confidences[idx] = math.nan if conf is None else conf
+            self._meta.sources[idx] = -1 if src is None else src
+            self._meta.ids[idx] = ids
+
+    def close(self) -> None:
+        """Release the scratch database. Unsaved changes are lost (autosave first if needed)."""
+        with self._lock:
+            self._cache.clear()
+            self._finalizer()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- facts -----------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The project file (absolute), or None before the first save."""
+        return self._path
+
+    @property
+    def info(self) -> ProjectInfo:
+        """Video path (absolute), frame count and size."""
+        return self._info
+
+    @property
+    def video_path(self) -> Path:
+        return self._info.video_path
+
+    @property
+    def num_frames(self) -> int:
+        return self._info.num_frames
+
+    @property
+    def height(self) -> int:
+        return self._info.height
+
+    @property
+    def width(self) -> int:
+        return self._info.width
+
+    @property
+    def modified(self) -> bool:
+        """True when there are changes since the last :meth:`save` (or open/new)."""
+        return self._modified
+
+    @property
+    def cache_len(self) -> int:
+        """Number of decoded frames currently held in RAM (bounded by ``cache_size``)."""
+        return len(self._cache)
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache_size
+
+    # ---- objects ---------------------------------------------------------------------------
+
+    @property
+    def objects(self) -> tuple[ObjectSpec, ...]:
+        """All objects, ordered by id."""
+        with self._lock:
+            return tuple(self._objects[k] for k in sorted(self._objects))
+
+    def object(self, object_id: int) -> ObjectSpec:
+        """The object with this id; KeyError when absent."""
+        with self._lock:
+            try:
+                return self._objects[object_id]
+            except KeyError:
+                raise KeyError(f"no object with id {object_id}") from None
+
+    def mask_object_ids(self) -> tuple[int, ...]:
+        with self._lock:
+            return tuple(sorted(k for k, o in self._objects.items() if o.kind == "mask"))
+
+    def keypoint_object_ids(self) -> tuple[int, ...]:
+        with self._lock:
+            return tuple(sorted(k for k, o in self._objects.items() if o.kind == "keypoints"))
+
+    def next_object_id(self) -> int:
+        """Smallest unused id in 1..255; ProjectError when all are taken."""
+        with self._lock:
+            for i in range(1, 256):
+                if i not in self._objects:
+                    return i
+        raise ProjectError("all 255 object ids are in use", self._path)
+
+    def add_object(self, spec: ObjectSpec) -> None:
+        """Add an object; ValueError when its id is taken."""
+        with self._lock:
+            if spec.id in self._objects:
+                raise ValueError(f"object id {spec.id} is already used")
+            self.set_objects((*self._objects.values(), spec))
+
+    def replace_object(self, spec: ObjectSpec) -> None:
+        """Replace the object with ``spec.id`` (rename/recolour/skeleton); ValueError when its
+        kind or number of keypoints changes, KeyError when it does not exist."""
+        with self._lock:
+            old = self.object(spec.id)
+            if old.kind != spec.kind or len(old.keypoint_names) != len(spec.keypoint_names):
+                raise ValueError(f"object {spec.id}: kind and number of keypoints are fixed")
+            self.set_objects(spec if o.id == spec.id else o for o in self._objects.values())
+
+    def remove_object(self, object_id: int) -> list[int]:
+        """Remove an object and erase its pixels/keypoints from every frame (states are kept).
+        Returns the frames that were rewritten."""
+        with self._lock:
+            spec = self.object(object_id)
+            touched = self.frames_with_object(object_id)
+            for t in touched:
+                labels = self.labels(t)
+                mask = labels.mask
+                if spec.kind == "mask" and mask is not None:
+                    mask = np.where(mask == object_id, 0, mask).astype(np.uint8)
+                kps = {k: v for k, v in labels.keypoints.items() if k != object_id}
+                self._write_frame(t, FrameLabels(mask, kps), self.stored(t))
+            self.set_objects(o for o in self._objects.values() if o.id != object_id)
+            return touched
+
+    def set_objects(self, objects: Iterable[ObjectSpec]) -> None:
+        """Replace the whole object list (used by undo). Frames are not checked or rewritten."""
+        objs = tuple(objects)
+        check_objects(objs)
+        with self._lock:
+            self._objects = {o.id: o for o in objs}
+            self._db.execute(
+                "UPDATE meta SET value=? WHERE key='objects'", (objects_to_json(self.objects),)
+            )
+            self._cache.clear()
+            self._modified = True
+
+    def frames_with_object(self, object_id: int) -> list[int]:
+        """Frames whose mask holds ``object_id`` or whose keypoints of it are placed."""
+        with self._lock:
+            spec = self.object(object_id)
+            if spec.kind == "mask":
+                return [t for t, ids in enumerate(self._meta.ids) if object_id in ids]
+            rows = self._db.execute(
+                "SELECT idx, keypoints FROM frames WHERE keypoints IS NOT NULL ORDER BY idx"
+            )
+            return [int(t) for t, text in rows if str(object_id) in json.loads(text)]
+
+    # ---- per-frame queries -----------------------------------------------------------------
+
+    def states(self) -> np.ndarray:
+        """``(N,) uint8`` :class:`FrameState` values (a copy)."""
+        with self._lock:
+            return self._meta.states.copy()
+
+    def state(self, index: int) -> FrameState:
+        self._check_index(index)
+        return FrameState(int(self._meta.states[index]))
+
+    def source(self, index: int) -> int | None:
+        """Keyframe frame ``index`` was propagated from, or None."""
+        self._check_index(index)
+        src = int(self._meta.sources[index])
+        return None if src < 0 else src
+
+    def confidences(self) -> np.ndarray:
+        """``(N,) float32`` propagation confidence in [0, 1], nan where none (a copy)."""
+        with self._lock:
+            return self._meta.confidences.copy()
+
+    def sources(self) -> np.ndarray:
+        """``(N,) int32`` keyframe each propagated/stale frame was propagated from, -1 if none."""
+        with self._lock:
+            return self._meta.sources.copy()
+
+    def keyframes(self) -> list[int]:
+        """Indices of PAINTED frames, ascending."""
+        with self._lock:
+            return np.flatnonzero(self._meta.states == FrameState.PAINTED).tolist()
+
+    def labels(self, index: int) -> FrameLabels:
+        """The labels of frame ``index`` (read-only arrays; copy before editing)."""
+        self._check_index(index)
+        with self._lock:
+            cached = self._cache.get(index)
+            if cached is not None:
+                self._cache.move_to_end(index)
+                return cached
+            row = self._db.execute(
+                "SELECT mask, keypoints FROM frames WHERE idx=?", (index,)
+            ).fetchone()
+            mask_png, kp_text = (None, None) if row is None else row
+            try:
+                labels = self._complete(
+                    decode_mask(mask_png, self.height, self.width), decode_keypoints(kp_text)
+                )
+            except (MaskError, ValueError) as exc:
+                raise ProjectError(f"frame {index} is stored corrupt ({exc})", self._path) from exc
+            self._remember(index, labels)
+            return labels
+
+    def stored(self, index: int) -> StoredFrame:
+        """Frame ``index`` exactly as stored (encoded) — for undo diffs."""
+        self._check_index(index)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state, confidence, source, mask, ids, keypoints FROM frames WHERE idx=?",
+                (index,),
+            ).fetchone()
+        if row is None:
+            return StoredFrame()
+        state, conf, src, mask_png, ids, kps = row
+        return StoredFrame(
+            state=FrameState(state),
+            confidence=math.nan if conf is None else float(conf),
+            source=src,
+            mask_png=mask_png,
+            ids=tuple(json.loads(ids)),
+            keypoints_json=kps,
+        )
+
+    # ---- per-frame mutation (used by Session) -----------------------------------------------
+
+    def set_frame(
+        self,
+        index: int,
+        labels: FrameLabels,
+        state: FrameState,
+        *,
+        confidence: float = math.nan,
+        source: int | None = None,
+    ) -> None:
+        """Store ``labels`` for frame ``index`` with provenance ``state``.
+
+        ``confidence`` is meaningful for PROPAGATED/STALE frames; ``source`` is the keyframe the
+        frame was propagated from. Raises MaskError for a mask of the wrong size/dtype or with
+        ids that are not mask objects, and for malformed keypoints. ``state=EMPTY`` clears.
+        """
+        self._check_index(index)
+        with self._lock:
+            if state == FrameState.EMPTY:
+                self.restore(index, StoredFrame())
+                return
+            mask = labels.mask
+            if mask is not None:
+                mask = check_mask(mask, (self.height, self.width), self.mask_object_ids())
+            check_keypoints(labels.keypoints, self._objects)
+            meta = StoredFrame(state=FrameState(state), confidence=confidence, source=source)
+            self._write_frame(index, FrameLabels(mask, labels.keypoints), meta)
+
+    def set_states(self, indices: Iterable[int], state: FrameState) -> None:
+        """Change only the provenance of the given frames (labels untouched)."""
+        idx = sorted(set(int(i) for i in indices))
+        if not idx:
+            return
+        for i in idx:
+            self._check_index(i)
+        with self._lock:
+            self._db.executemany(
+                "UPDATE frames SET state=? WHERE idx=?", [(int(state), i) for i in idx]
+            )
+            self._meta.states[idx] = int(state)
+            self._modified = True
+
+    def restore(self, index: int, frame: StoredFrame) -> None:
+        """Put back a frame exactly as returned by :meth:`stored` (no validation)."""
+        self._check_index(index)
+        with self._lock:
+            if frame.state == FrameState.EMPTY:
+                self._db.execute("DELETE FROM frames WHERE idx=?", (index,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        index,
+                        int(frame.state),
+                        None if math.isnan(frame.confidence) else frame.confidence,
+                        frame.source,
+                        frame.mask_png,
+                        json.dumps(list(frame.ids)),
+                        frame.keypoints_json,
+                    ),
+                )
+            self._set_meta_row(index, frame.state, frame.confidence, frame.source, frame.ids)
+            self._cache.pop(index, None)
+            self._modified = True
+
+    # ---- persistence -----------------------------------------------------------------------
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Atomically write the project to ``path`` (default: the current path) and make it the
+        document path. On failure the previous file is intact and ProjectError is raised.
+        A successful save removes the now-outdated autosave file."""
+        with self._lock:
+            target = Path(path).absolute() if path is not None else self._path
+            if target is None:
+                raise ProjectError("project has never been saved; choose a file name")
+            self._write_atomic(target)
+            self._path = target
+            self._modified = False
+            with contextlib.suppress(OSError):
+                autosave_path_for(target).unlink(missing_ok=True)
+            return target
+
+    def autosave_path(self) -> Path:
+        """Where :meth:`autosave` writes: beside the project, or beside the video if unsaved."""
+        if self._path is not None:
+            return autosave_path_for(self._path)
+        video = self._info.video_path
+        return autosave_path_for(video.with_name(video.name + PROJECT_SUFFIX))
+
+    def autosave(self) -> Path:
+        """Atomically write a recovery copy to :meth:`autosave_path`; the document path and
+        ``modified`` flag are unchanged. Returns the recovery file path."""
+        with self._lock:
+            target = self.autosave_path()
+            self._write_atomic(target)
+            return target
+
+    def recovery_path(self) -> Path | None:
+        """The autosave file when it exists and is newer than the project file, else None."""
+        auto = self.autosave_path()
+        try:
+            auto_mtime = auto.stat().st_mtime_ns
+        except OSError:
+            return None
+        if self._path is None:
+            return auto
+        try:
+            return auto if auto_mtime > self._path.stat().st_mtime_ns else None
+        except OSError:
+            return auto
+
+    def _write_atomic(self, target: Path) -> None:
+        """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync."""
+        directory = target.parent
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise ProjectError(f"cannot write project ({exc.strerror})", target) from exc
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            dst = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                self._db.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")
+                video = _relative_video_path(self._info.video_path, directory)
+                dst.execute("UPDATE meta SET value=? WHERE key='video_path'", (video,))
+            finally:
+                dst.close()
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(directory)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ProjectError(f"cannot write project ({exc})", target) from exc
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self._info.num_frames:
+            raise IndexError(f"frame {index} is outside 0..{self._info.num_frames - 1}")
+
+    def _complete(self, mask: np.ndarray, keypoints: dict[int, np.ndarray]) -> FrameLabels:
+        """Fill defaults (mask None without mask objects, nan rows for unplaced keypoint
+        objects), drop entries of unknown objects, make arrays read-only."""
+        has_mask_objects = any(o.kind == "mask" for o in self._objects.values())
+        out_mask = mask if has_mask_objects else None
+        kps: dict[int, np.ndarray] = {}
+        for oid in self.keypoint_object_ids():
+            n = len(self._objects[oid].keypoint_names)
+            arr = keypoints.get(oid)
+            if arr is None or arr.shape != (n, 3):
+                arr = np.tile(np.array([np.nan, np.nan, 0.0], np.float32), (n, 1))
+            kps[oid] = arr
+        for arr in (out_mask, *kps.values()):
+            if arr is not None:
+                arr.flags.writeable = False
+        return FrameLabels(out_mask, kps)
+
+    def _remember(self, index: int, labels: FrameLabels) -> None:
+        self._cache[index] = labels
+        self._cache.move_to_end(index)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _write_frame(self, index: int, labels: FrameLabels, meta: StoredFrame) -> None:
+        """Encode and store labels with the provenance fields of ``meta``."""
+        mask = labels.mask
+        mask_png = None if mask is None else encode_mask(mask)
+        ids = () if mask is None else mask_ids(mask)
+        kp_text = encode_keypoints(labels.keypoints)
+        self.restore(
+            index, dataclasses.replace(meta, mask_png=mask_png, ids=ids, keypoints_json=kp_text)
+        )
+        full = np.zeros((self.height, self.width), np.uint8) if mask is None else mask.copy()
+        kps = {k: np.asarray(v, np.float32).copy() for k, v in labels.keypoints.items()}
+        self._remember(index, self._complete(full, kps))
+
+    def _set_meta_row(
+        self, index: int, state: FrameState, conf: float, source: int | None, ids: tuple[int, ...]
+    ) -> None:
+        self._meta.states[index] = int(state)
+        self._meta.confidences[index] = conf
+        self._meta.sources[index] = -1 if source is None else source
+        self._meta.ids[index] = tuple(ids)
+
+    def _write_meta(self, db: sqlite3.Connection, video_path: str) -> None:
+        values = {
+            "format": FILE_FORMAT,
+            "schema_version": str(SCHEMA_VERSION),
+            "video_path": video_path,
+            "num_frames": str(self._info.num_frames),
+            "height": str(self._info.height),
+            "width": str(self._info.width),
+            "objects": objects_to_json(self.objects),
+        }
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+
+def _close_scratch(db: sqlite3.Connection, scratch_dir: Path) -> None:
+    """Close the scratch connection and delete its directory (finalizer; idempotent)."""
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def _read_meta(path: Path) -> tuple[ProjectInfo, tuple[ObjectSpec, ...]]:
+    """Read and validate the ``meta`` table of a project file (read-only)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = {"meta", "frames"} - tables
+        if missing:
+            raise ProjectError(f"not a Trackpaint project (missing tables {sorted(missing)})", path)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
+    return _parse_meta(meta, path)
+
+
+def _parse_meta(meta: Mapping[str, str], path: Path) -> tuple[ProjectInfo, tuple[ObjectSpec, ...]]:
+    """Validate meta values -> (info with absolute video path, objects)."""
+    if meta.get("format") != FILE_FORMAT:
+        raise ProjectError("not a Trackpaint project (no format marker)", path)
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise ProjectError(f"project metadata lacks {missing}", path)
+    try:
+        version = int(meta["schema_version"])
+    except ValueError as exc:
+        raise ProjectError(f"bad schema_version {meta['schema_version']!r}", path) from exc
+    if version > SCHEMA_VERSION:
+        raise ProjectError(
+            f"made by a newer Trackpaint (schema {version}, this version reads up to "
+            f"{SCHEMA_VERSION})",
+            path,
+        )
+    if version < 1:
+        raise ProjectError(f"bad schema_version {version}", path)
+    try:
+        num_frames, height, width = (int(meta[k]) for k in ("num_frames", "height", "width"))
+        objects = objects_from_json(meta["objects"])
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ProjectError(f"inconsistent project metadata ({exc})", path) from exc
+    video = Path(meta["video_path"])
+    video = video if video.is_absolute() else (path.parent / video)
+    info = ProjectInfo(Path(os.path.normpath(video)), num_frames, height, width)
+    return info, objects
