@@ -1,0 +1,47 @@
+"""Shared pytest fixtures: synthetic clips on disk. Qt runs offscreen in every test."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures_video import (
+    make_moving_square_frames,
+    write_frame_folder,
+    write_video,
+)
+
+Clip = tuple[Path, list[np.ndarray], list[np.ndarray]]
+
+
+@pytest.fixture
+def frame_folder(tmp_path: Path) -> Clip:
+    """A 12-frame 64x96 moving-square clip as lossless PNGs ``00000.png`` ... in a folder.
+
+    Returns:
+        ``(folder, frames, masks)``: frames ``(64, 96, 3) uint8`` RGB equal to the decoded
+        files, masks ``(64, 96) uint8`` with id 1 on the square.
+    """
+    frames, masks = make_moving_square_frames()
+    folder = tmp_path / "frames"
+    write_frame_folder(folder, frames)
+    return folder, frames, masks
+
+
+@pytest.fixture
+def video_file(tmp_path: Path) -> Clip:
+    """The same 12-frame clip as an MJPG ``.avi`` at 25 fps.
+
+    Returns:
+        ``(path, frames, masks)``: frames are the source frames (MJPG is lossy, so decoded
+        frames differ slightly), masks ``(64, 96) uint8`` with id 1 on the square.
+    """
+    frames, masks = make_moving_square_frames()
+    path = write_video(tmp_path / "clip.avi", frames)
+    return path, frames, masks

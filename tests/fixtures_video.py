@@ -1,0 +1,131 @@
+"""Synthetic clips with exact ground truth, and helpers to write them as files.
+
+``make_moving_square_frames`` draws a textured coloured square sliding across a textured static
+background; the square's texture moves with it, so appearance-based trackers can follow it, and
+its mask is known exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, tint: np.ndarray, cell: int) -> np.ndarray:
+    """Blocky random texture with a colour tint.
+
+    Args:
+        rng: random generator.
+        h, w: output size.
+        tint: ``(3,)`` float RGB weights in [0, 1].
+        cell: block size in pixels.
+
+    Returns:
+        ``(h, w, 3) uint8`` RGB.
+    """
+    coarse = rng.uniform(0.35, 1.0, size=(-(-h // cell), -(-w // cell), 1))
+    fine = rng.uniform(0.85, 1.0, size=(h, w, 1))
+    blocks = np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)[:h, :w]
+    return np.clip(blocks * fine * tint * 255.0, 0, 255).astype(np.uint8)
+
+
+def make_moving_square_frames(
+    n: int = 12, h: int = 64, w: int = 96, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A textured red square moving left to right (with a small vertical bob) over a green-blue
+    textured background.
+
+    Args:
+        n: number of frames (>= 1).
+        h, w: frame size (>= 8 each).
+        seed: texture seed; the same arguments always give the same clip.
+
+    Returns:
+        ``(frames, masks)``: ``n`` frames ``(h, w, 3) uint8`` RGB and ``n`` masks ``(h, w) uint8``
+        with 1 on the square and 0 elsewhere.
+    """
+    if n < 1 or h < 8 or w < 8:
+        raise ValueError(f"need n >= 1 and h, w >= 8, got n={n}, h={h}, w={w}")
+    rng = np.random.default_rng(seed)
+    side = max(4, min(h, w) // 3)
+    background = _texture(rng, h, w, np.array([0.25, 0.8, 0.7]), cell=4)
+    square = _texture(rng, side, side, np.array([1.0, 0.3, 0.2]), cell=3)
+    frames: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for t in range(n):
+        progress = t / (n - 1) if n > 1 else 0.0
+        x = round(progress * (w - side))
+        y = round((h - side) / 2 + (h - side) / 4 * np.sin(2 * np.pi * progress))
+        frame = background.copy()
+        frame[y : y + side, x : x + side] = square
+        mask = np.zeros((h, w), dtype=np.uint8)
+        mask[y : y + side, x : x + side] = 1
+        frames.append(frame)
+        masks.append(mask)
+    return frames, masks
+
+
+def write_frame_folder(folder: Path, frames: list[np.ndarray], ext: str = ".png") -> list[Path]:
+    """Write RGB frames as ``00000<ext>``, ``00001<ext>``, ... (works with non-ASCII paths).
+
+    Args:
+        folder: destination (created if missing).
+        frames: ``(H, W, 3) uint8`` RGB frames.
+        ext: image extension, e.g. ``.png`` (lossless) or ``.jpg``.
+
+    Returns:
+        The written paths in order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        ok, data = cv2.imencode(ext, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        assert ok, f"cannot encode {ext}"
+        path = folder / f"{i:05d}{ext}"
+        data.tofile(path)
+        paths.append(path)
+    return paths
+
+
+def write_video(
+    path: Path, frames: list[np.ndarray], fourcc: str = "MJPG", fps: float = 25.0
+) -> Path:
+    """Encode RGB frames into a video file with OpenCV's FFmpeg writer.
+
+    Args:
+        path: destination; the container follows the extension (.avi, .mp4, .mkv, .mov).
+        frames: ``(H, W, 3) uint8`` RGB frames, all the same size.
+        fourcc: codec, e.g. ``MJPG`` or ``mp4v``.
+        fps: frame rate stored in the file.
+
+    Returns:
+        ``path``.
+    """
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(
+        str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height)
+    )
+    assert writer.isOpened(), f"cannot write {path} with {fourcc}"
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def decode_sequentially(path: Path) -> list[np.ndarray]:
+    """Reference decode: every frame of a video file in order, as RGB, with plain OpenCV reads.
+
+    Returns:
+        ``(H, W, 3) uint8`` RGB frames.
+    """
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
