@@ -5,16 +5,19 @@ A project file is one SQLite database (stdlib ``sqlite3``):
 * ``meta(key TEXT PRIMARY KEY, value TEXT)`` holds ``format`` (``"trackpaint-project"``),
   ``schema_version``, ``video_path`` (relative to the project file when possible), ``num_frames``,
   ``height``, ``width`` and ``objects`` (a JSON list of :class:`~tracker_core.labels.ObjectSpec`).
-* ``frames(idx INTEGER PRIMARY KEY, state, confidence, source, mask, ids, keypoints)`` holds one
+* ``frames(idx INTEGER PRIMARY KEY, state, confidence, source, ids, keypoints, mask)`` holds one
   row per non-empty frame: the :class:`FrameState`, the propagation confidence (NULL unless
   propagated), the keyframe the frame was propagated from (``source``, NULL for keyframes), the
-  mask as lossless PNG bytes (NULL when all background), the JSON list of object ids present in
-  the mask, and the keypoints as JSON ``{"<object id>": [[x, y, visible], ...]}`` (``null`` for
-  an unplaced coordinate).
+  JSON list of object ids present in the mask, the keypoints as JSON
+  ``{"<object id>": [[x, y, visible], ...]}`` (``null`` for an unplaced coordinate), and the mask
+  as lossless PNG bytes (NULL when all background; last, so reading the small columns of every
+  row never touches the mask pages).
 
 Memory stays bounded for long videos: an open :class:`Project` works on a private scratch copy of
-the database in a temporary directory; every edit is written there immediately (encoded), only a
-small LRU of decoded frames and three ``(N,)`` arrays (state, confidence, source) live in RAM.
+the database in a temporary directory (``scratch_dir``; default the system temp directory, so
+pass a disk-backed folder where that is a RAM-backed tmpfs); every edit is written there at once
+(encoded), and only a small LRU of decoded frames plus a few ``(N,)`` arrays (state, confidence,
+source, ids) live in RAM.
 :meth:`Project.save` copies the scratch database to the destination atomically (temp file in the
 same directory, fsync, ``os.replace``, fsync of the directory), so a crash at any moment leaves
 either the old or the new complete file. :meth:`Project.autosave` does the same to a recovery
@@ -38,6 +41,8 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import types
+import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,7 +67,7 @@ _SCHEMA_SQL = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE frames ("
     " idx INTEGER PRIMARY KEY, state INTEGER NOT NULL, confidence REAL, source INTEGER,"
-    " mask BLOB, ids TEXT NOT NULL DEFAULT '[]', keypoints TEXT)",
+    " ids TEXT NOT NULL DEFAULT '[]', keypoints TEXT, mask BLOB)",
 )
 _META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", "width", "objects")
 
@@ -307,10 +312,11 @@ class Project:
         *,
         path: Path | None,
         cache_size: int,
+        scratch_dir: str | Path | None = None,
         _scratch_from: Path | None = None,
     ) -> None:
-        """Use :meth:`new` or :meth:`open`. Builds the scratch database (a copy of
-        ``_scratch_from`` when given, else empty)."""
+        """Use :meth:`new` or :meth:`open`. Builds the scratch database in a new folder under
+        ``scratch_dir`` (a copy of ``_scratch_from`` when given, else empty)."""
         if info.num_frames < 1 or info.height < 1 or info.width < 1:
             raise ProjectError(
                 f"video size {info.num_frames}x{info.height}x{info.width} is empty", path
@@ -323,7 +329,12 @@ class Project:
         self._cache_size = max(1, int(cache_size))
         self._cache: OrderedDict[int, FrameLabels] = OrderedDict()
         self._modified = False
-        self._scratch_dir = Path(tempfile.mkdtemp(prefix="trackpaint-"))
+        try:
+            self._scratch_dir = Path(tempfile.mkdtemp(prefix="trackpaint-", dir=scratch_dir))
+        except OSError as exc:
+            raise ProjectError(
+                f"cannot create scratch folder ({exc.strerror})", scratch_dir
+            ) from exc
         self._db = sqlite3.connect(
             self._scratch_dir / "work.sqlite", check_same_thread=False, isolation_level=None
         )
@@ -360,10 +371,12 @@ class Project:
         objects: Sequence[ObjectSpec] = (),
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        scratch_dir: str | Path | None = None,
     ) -> Project:
-        """A new, unsaved project for a video of ``num_frames`` frames of ``height x width``."""
+        """A new, unsaved project for a video of ``num_frames`` frames of ``height x width``.
+        ``cache_size`` bounds the decoded frames kept in RAM; ``scratch_dir`` see module doc."""
         info = ProjectInfo(Path(video_path).absolute(), int(num_frames), int(height), int(width))
-        return cls(info, objects, path=None, cache_size=cache_size)
+        return cls(info, objects, path=None, cache_size=cache_size, scratch_dir=scratch_dir)
 
     @classmethod
     def open(
@@ -372,6 +385,7 @@ class Project:
         *,
         from_autosave: bool = False,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        scratch_dir: str | Path | None = None,
     ) -> Project:
         """Open a project file (or, with ``from_autosave``, its recovery file while keeping
         ``path`` as the document path and marking it modified).
@@ -382,12 +396,21 @@ class Project:
         """
         path = Path(path).absolute()
         source = autosave_path_for(path) if from_autosave else path
-        if not source.is_file():
+        if not source.exists():
             raise ProjectError("no such project file", source)
+        if not source.is_file():
+            raise ProjectError("not a project file (a folder?)", source)
         _check_sqlite_header(source)
         try:
             info, objects = _read_meta(source)
-            project = cls(info, objects, path=path, cache_size=cache_size, _scratch_from=source)
+            project = cls(
+                info,
+                objects,
+                path=path,
+                cache_size=cache_size,
+                scratch_dir=scratch_dir,
+                _scratch_from=source,
+            )
         except sqlite3.DatabaseError as exc:
             raise ProjectError(f"not a readable Trackpaint project ({exc})", source) from exc
         try:
@@ -625,12 +648,12 @@ class Project:
         self._check_index(index)
         with self._lock:
             row = self._db.execute(
-                "SELECT state, confidence, source, mask, ids, keypoints FROM frames WHERE idx=?",
+                "SELECT state, confidence, source, ids, keypoints, mask FROM frames WHERE idx=?",
                 (index,),
             ).fetchone()
         if row is None:
             return StoredFrame()
-        state, conf, src, mask_png, ids, kps = row
+        state, conf, src, ids, kps, mask_png = row
         return StoredFrame(
             state=FrameState(state),
             confidence=math.nan if conf is None else float(conf),
@@ -697,9 +720,9 @@ class Project:
                         int(frame.state),
                         None if math.isnan(frame.confidence) else frame.confidence,
                         frame.source,
-                        frame.mask_png,
                         json.dumps(list(frame.ids)),
                         frame.keypoints_json,
+                        frame.mask_png,
                     ),
                 )
             self._set_meta_row(index, frame.state, frame.confidence, frame.source, frame.ids)
@@ -755,12 +778,11 @@ class Project:
     def _write_atomic(self, target: Path) -> None:
         """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync."""
         directory = target.parent
-        try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        tmp = directory / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        try:  # O_EXCL with mode 0o666 so the saved file gets the user's umask (mkstemp: 0o600)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as exc:
             raise ProjectError(f"cannot write project ({exc.strerror})", target) from exc
-        os.close(fd)
-        tmp = Path(tmp_name)
         try:
             dst = sqlite3.connect(tmp, isolation_level=None)
             try:
@@ -800,7 +822,7 @@ class Project:
         for arr in (out_mask, *kps.values()):
             if arr is not None:
                 arr.flags.writeable = False
-        return FrameLabels(out_mask, kps)
+        return FrameLabels(out_mask, types.MappingProxyType(kps))
 
     def _remember(self, index: int, labels: FrameLabels) -> None:
         self._cache[index] = labels
@@ -885,9 +907,11 @@ def _parse_meta(meta: Mapping[str, str], path: Path) -> tuple[ProjectInfo, tuple
     try:
         num_frames, height, width = (int(meta[k]) for k in ("num_frames", "height", "width"))
         objects = objects_from_json(meta["objects"])
+        video = Path(meta["video_path"])
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ProjectError(f"inconsistent project metadata ({exc})", path) from exc
-    video = Path(meta["video_path"])
+    if num_frames < 1 or height < 1 or width < 1:
+        raise ProjectError(f"inconsistent video size {num_frames}x{height}x{width}", path)
     video = video if video.is_absolute() else (path.parent / video)
     info = ProjectInfo(Path(os.path.normpath(video)), num_frames, height, width)
     return info, objects

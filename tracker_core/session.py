@@ -98,7 +98,9 @@ class ChangeEvent:
 
 @dataclass(frozen=True)
 class HistoryLimits:
-    """Bounds of the undo stack: at most ``max_steps`` steps holding ``max_bytes`` in all."""
+    """Bounds of the undo stack: at most ``max_steps`` steps holding ``max_bytes`` in all.
+    The oldest steps are dropped first; a single step bigger than ``max_bytes`` (e.g. a huge
+    re-propagation over already propagated frames) is not kept, so it cannot be undone."""
 
     max_steps: int = 100
     max_bytes: int = 256 * 2**20
@@ -629,10 +631,13 @@ class Session:
     @property
     def encoder(self) -> Encoder:
         """The encoder used by jobs (loaded with ``load_encoder()`` on first use)."""
-        with self._lock:
-            if self._encoder is None:
-                self._encoder = load_encoder()
-            return self._encoder
+        encoder = self._encoder
+        if encoder is None:  # load outside the lock: it may take a while
+            encoder = load_encoder()
+            with self._lock:
+                self._encoder = self._encoder or encoder
+                encoder = self._encoder
+        return encoder
 
     @encoder.setter
     def encoder(self, encoder: Encoder) -> None:
