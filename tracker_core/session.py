@@ -99,8 +99,9 @@ class ChangeEvent:
 @dataclass(frozen=True)
 class HistoryLimits:
     """Bounds of the undo stack: at most ``max_steps`` steps holding ``max_bytes`` in all.
-    The oldest steps are dropped first; a single step bigger than ``max_bytes`` (e.g. a huge
-    re-propagation over already propagated frames) is not kept, so it cannot be undone."""
+    The oldest steps are dropped first; a single step bigger than ``max_bytes`` is not kept, so
+    it cannot be undone; a propagation run whose undo data outgrows ``max_bytes`` while running
+    (re-propagating over many propagated frames) clears the whole history and is not undoable."""
 
     max_steps: int = 100
     max_bytes: int = 256 * 2**20
@@ -123,7 +124,7 @@ class PropagationProgress:
     direction: Literal["forward", "backward"]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Step:
     """One undo (or redo) step: previous content of the frames/states/objects it touched."""
 
@@ -132,6 +133,8 @@ class _Step:
     states: dict[int, FrameState] = field(default_factory=dict)
     objects: tuple[ObjectSpec, ...] | None = None
     open: bool = False  # a running propagation job still adds frames to it
+    pushed: bool = False  # (jobs) already on the undo stack
+    dropped: bool = False  # (jobs) outgrew HistoryLimits.max_bytes: history cleared, not recorded
 
     @property
     def nbytes(self) -> int:
@@ -182,22 +185,39 @@ def propagation_stop(keyframes: Sequence[int], start: int, step: int, num_frames
     return max(earlier) if earlier else -1
 
 
+def brush_window(
+    shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], radius: float
+) -> tuple[slice, slice]:
+    """The ``(rows, cols)`` window of a ``shape`` image that a round brush of ``radius`` moved
+    from ``p0`` to ``p1`` (``(x, y)`` points) can touch; empty when entirely outside."""
+    pad = math.ceil(radius) + 2
+    h, w = shape
+    x0, x1 = sorted((p0[0], p1[0]))
+    y0, y1 = sorted((p0[1], p1[1]))
+    rows = slice(min(h, max(0, math.floor(y0) - pad)), min(h, max(0, math.ceil(y1) + pad + 1)))
+    cols = slice(min(w, max(0, math.floor(x0) - pad)), min(w, max(0, math.ceil(x1) + pad + 1)))
+    return rows, cols
+
+
 def brush_footprint(
     shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], radius: float
-) -> np.ndarray:
-    """``(H, W) bool`` pixels covered by a round brush of ``radius`` moved from ``p0`` to ``p1``
-    (points are ``(x, y)`` pixel coordinates, sub-pixel allowed)."""
-    canvas = np.zeros(shape, np.uint8)
-    scale = 1 << _SUBPIXEL_SHIFT
-    a = (round(p0[0] * scale), round(p0[1] * scale))
-    b = (round(p1[0] * scale), round(p1[1] * scale))
-    r = max(1, round(radius * scale))
-    cv2.circle(canvas, a, r, 1, -1, cv2.LINE_8, _SUBPIXEL_SHIFT)
-    cv2.circle(canvas, b, r, 1, -1, cv2.LINE_8, _SUBPIXEL_SHIFT)
-    if a != b:
-        thickness = max(1, round(2 * radius))
-        cv2.line(canvas, a, b, 1, thickness, cv2.LINE_8, _SUBPIXEL_SHIFT)
-    return canvas.astype(bool)
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Pixels whose centre lies within ``radius`` of the segment ``p0``-``p1`` (a round brush
+    dragged along it; ``(x, y)`` = (column, row) coordinates, sub-pixel allowed), computed only
+    inside :func:`brush_window`. A radius below ``sqrt(2) / 2`` still covers the nearest pixel.
+
+    Returns:
+        ``(window, footprint)``: the ``(rows, cols)`` slices and a ``(h, w) bool`` array for them.
+    """
+    rows, cols = window = brush_window(shape, p0, p1, radius)
+    ys, xs = np.mgrid[rows, cols].astype(np.float32)
+    vx, vy = p1[0] - p0[0], p1[1] - p0[1]
+    length2 = vx * vx + vy * vy
+    dx, dy = xs - p0[0], ys - p0[1]
+    t = np.clip((dx * vx + dy * vy) / length2, 0.0, 1.0) if length2 > 0 else 0.0
+    dist2 = (dx - t * vx) ** 2 + (dy - t * vy) ** 2
+    r = max(radius, math.sqrt(0.5))
+    return window, dist2 <= r * r
 
 
 def polygon_footprint(shape: tuple[int, int], points: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -211,17 +231,20 @@ def polygon_footprint(shape: tuple[int, int], points: Sequence[tuple[float, floa
     return canvas.astype(bool)
 
 
-def apply_footprint(
-    mask: np.ndarray, footprint: np.ndarray, object_id: int, erase: bool
-) -> np.ndarray:
-    """Paint ``object_id`` into ``mask`` where ``footprint`` (or, erasing, clear only that
-    object's pixels there). Returns a new ``(H, W) uint8`` mask."""
-    out = mask.copy()
+def paint_footprint(
+    mask: np.ndarray,
+    window: tuple[slice, slice],
+    footprint: np.ndarray,
+    object_id: int,
+    erase: bool,
+) -> None:
+    """IN PLACE: paint ``object_id`` into ``mask[window]`` where ``footprint`` is True (or, when
+    erasing, clear only that object's pixels there)."""
+    view = mask[window]
     if erase:
-        out[footprint & (out == object_id)] = 0
+        view[footprint & (view == object_id)] = 0
     else:
-        out[footprint] = object_id
-    return out
+        view[footprint] = object_id
 
 
 def fill_object_holes(mask: np.ndarray, object_id: int) -> np.ndarray:
@@ -395,8 +418,8 @@ class Session:
         if stroke is None:
             raise RuntimeError("no brush stroke in progress; call begin_stroke first")
         start = stroke.last if stroke.last is not None else (x, y)
-        foot = brush_footprint(stroke.mask.shape, start, (x, y), stroke.radius)
-        stroke.mask = apply_footprint(stroke.mask, foot, stroke.object_id, stroke.erase)
+        window, foot = brush_footprint(stroke.mask.shape, start, (x, y), stroke.radius)
+        paint_footprint(stroke.mask, window, foot, stroke.object_id, stroke.erase)
         stroke.last = (x, y)
         self._emit(ChangeEvent("stroke", frames=(stroke.frame,), history_changed=False))
 
@@ -451,11 +474,14 @@ class Session:
         self._require_mask_object(object_id)
         hw = (self._project.height, self._project.width)
         foot = polygon_footprint(hw, points)
-        return self._edit_frame(
-            frame,
-            "Erase polygon" if erase else "Fill polygon",
-            lambda lab: replace(lab, mask=apply_footprint(lab.mask, foot, object_id, erase)),
-        )
+        everywhere = (slice(None), slice(None))
+
+        def change(lab: FrameLabels) -> FrameLabels:
+            mask = np.array(lab.mask)
+            paint_footprint(mask, everywhere, foot, object_id, erase)
+            return replace(lab, mask=mask)
+
+        return self._edit_frame(frame, "Erase polygon" if erase else "Fill polygon", change)
 
     def fill_holes(self, frame: int, object_id: int) -> bool:
         """Fill the background holes enclosed by ``object_id`` on ``frame``."""
@@ -593,7 +619,9 @@ class Session:
             return self._redo[-1].label if self._redo else None
 
     def undo(self) -> bool:
-        """Revert the last step; False when there is none (or it is a job still running)."""
+        """Revert the last step; False when there is none (or it is a job still running).
+        A brush stroke in progress is cancelled first."""
+        self.cancel_stroke()
         with self._lock:
             if not self.can_undo:
                 return False
@@ -604,7 +632,8 @@ class Session:
         return True
 
     def redo(self) -> bool:
-        """Re-apply the last undone step; False when there is none."""
+        """Re-apply the last undone step; False when there is none. Cancels a stroke first."""
+        self.cancel_stroke()
         with self._lock:
             if not self._redo:
                 return False
@@ -826,14 +855,27 @@ class Session:
                 project.state(prev) == FrameState.PROPAGATED and project.source(prev) == origin
             )
             labels = self._known_ids_only(result.labels)
-            if not step.frames and not step.states:
-                self._push(step)
-            if t not in step.frames:
-                step.frames[t] = project.stored(t)
+            self._record_job_frame(step, t)
             state = FrameState.PROPAGATED if prev_ok else FrameState.STALE
             project.set_frame(t, labels, state, confidence=result.confidence, source=origin)
         self._emit(ChangeEvent("propagate", frames=(t,), history_changed=False))
         return True
+
+    def _record_job_frame(self, step: _Step, t: int) -> None:
+        """Keep frame ``t``'s previous content in the run's undo step; a run whose undo data
+        outgrows ``max_bytes`` clears the whole history instead (it cannot be undone)."""
+        if step.dropped or t in step.frames:
+            return
+        if not step.pushed:
+            step.pushed = True
+            self._push(step)
+        step.frames[t] = self._project.stored(t)
+        if step.nbytes > self._limits.max_bytes:
+            step.dropped = True
+            step.frames.clear()
+            self._undo.clear()
+            self._redo.clear()
+        self._trim_history()
 
     def _job_finished(self, step: _Step, ms_per_frame: float | None) -> None:
         with self._lock:

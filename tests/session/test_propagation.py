@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tests.fixtures_video import make_moving_square_frames, write_frame_folder
-from tests.session.conftest import FakePropagator, N, square_mask
+from tests.session.conftest import ArrayVideo, FakePropagator, H, N, W, square_mask
 from tracker_core.encoder import LabEncoder
 from tracker_core.project import FrameState, Project
-from tracker_core.session import ChangeEvent, PropagationProgress, Session
+from tracker_core.session import ChangeEvent, HistoryLimits, PropagationProgress, Session
 from tracker_core.video import VideoSource
 
 P, E, S, K = FrameState.PROPAGATED, FrameState.EMPTY, FrameState.STALE, FrameState.PAINTED
@@ -230,3 +230,32 @@ def test_saved_propagation_round_trips(session: Session, tmp_path: Path) -> None
         np.testing.assert_array_equal(back.confidences(), session.project.confidences())
         np.testing.assert_array_equal(back.labels(N - 1).mask, square_mask(0))
         assert back.keyframes() == [0]
+
+
+def test_a_run_too_big_to_undo_clears_the_history(project: Project, fake: FakePropagator) -> None:
+    frames = [np.zeros((H, W, 3), np.uint8)] * N
+    session = Session(
+        project,
+        ArrayVideo(frames),
+        encoder=object(),
+        propagate_fn=fake,
+        history=HistoryLimits(max_bytes=1500),
+    )
+    session.add_object("noise")
+    session.set_mask(0, np.random.default_rng(0).integers(0, 2, (H, W), dtype=np.uint8))
+    session.propagation_job(0).run()  # before-images are all EMPTY: small, undoable
+    assert session.undo_label == "Propagate from frame 0"
+    session.set_mask(0, np.random.default_rng(1).integers(0, 2, (H, W), dtype=np.uint8))
+    for _ in session.propagation_job(0):  # would have to keep 11 noisy masks
+        assert session.history_bytes <= 1500  # bounded while running, not only at the end
+    assert not session.can_undo and not session.can_redo and session.history_bytes == 0
+    assert (project.states()[1:] == P).all()
+    np.testing.assert_array_equal(project.labels(N - 1).mask, project.labels(0).mask)
+
+
+def test_undo_cancels_a_stroke_in_progress(session: Session) -> None:
+    session.set_mask(0, square_mask(0))
+    session.begin_stroke(0, 1, 2)
+    session.stroke_to(25, 20)
+    assert session.undo()
+    assert not session.stroke_active and session.project.state(0) == E

@@ -18,6 +18,7 @@ from tracker_core.session import (
     brush_footprint,
     frames_made_stale,
     next_uncertain,
+    paint_footprint,
     propagation_stop,
 )
 
@@ -67,10 +68,20 @@ def test_a_stroke_is_one_undo_step_and_previews_before_commit(session: Session) 
 
 
 def test_brush_is_round_and_covers_the_segment() -> None:
-    dot = brush_footprint((H, W), (10, 10), (10, 10), 3)
+    def full(p0: tuple[float, float], p1: tuple[float, float], r: float) -> np.ndarray:
+        out = np.zeros((H, W), np.uint8)
+        window, foot = brush_footprint((H, W), p0, p1, r)
+        paint_footprint(out, window, foot, 1, erase=False)
+        return out.astype(bool)
+
+    dot = full((10, 10), (10, 10), 3)
     assert dot[10, 7:14].all() and dot[7:14, 10].all() and not dot[7, 7]
-    seg = brush_footprint((H, W), (4, 5), (25, 5), 1.5)
-    assert seg[5, 4:26].all() and not seg[9, 15]
+    assert dot.sum() < 40 and not dot[10, 14] and not dot[10, 6]
+    seg = full((4, 5), (25, 5), 1.5)
+    assert seg[5, 4:26].all() and not seg[9, 15] and not seg[5, 28]
+    edge = full((-3, 20), (1, 20), 4)  # partly outside the frame: clipped, no error
+    assert edge[16:24, 0].all() and not edge[:16].any() and not edge[:, 6:].any()
+    assert not full((-50, -50), (-40, -40), 3).any()
 
 
 def test_erase_clears_only_the_selected_object(session: Session) -> None:
