@@ -370,11 +370,13 @@ class Session:
         return unsubscribe
 
     def labels(self, frame: int) -> FrameLabels:
-        """Labels of ``frame`` as the user should see them (the stroke preview included)."""
+        """Labels of ``frame`` as the user should see them (the stroke preview included).
+        Arrays are read-only views; copy them before changing."""
         stroke = self._stroke
         if stroke is not None and stroke.frame == frame:
-            base = self._project.labels(frame)
-            return FrameLabels(stroke.mask.copy(), base.keypoints)
+            preview = stroke.mask.view()
+            preview.flags.writeable = False
+            return FrameLabels(preview, self._project.labels(frame).keypoints)
         return self._project.labels(frame)
 
     # ---- view state ------------------------------------------------------------------------
@@ -576,7 +578,11 @@ class Session:
         return spec
 
     def remove_object(self, object_id: int) -> None:
-        """Remove an object and its pixels/keypoints from every frame (one undo step)."""
+        """Remove an object and its pixels/keypoints from every frame (one undo step); a brush
+        stroke in progress with this object is cancelled."""
+        stroke = self._stroke
+        if stroke is not None and stroke.object_id == object_id:
+            self.cancel_stroke()
         with self._lock:
             spec = self._project.object(object_id)
             before_objects = self._project.objects

@@ -46,8 +46,9 @@ def test_a_stroke_is_one_undo_step_and_previews_before_commit(session: Session) 
     session.begin_stroke(3, 1, radius=2)
     for x in range(4, 20, 2):
         session.stroke_to(x, 10)
-    preview = session.labels(3).mask
+    preview = session.labels(3).mask.copy()
     assert preview[10, 4:20].all() and preview[10, 22] == 0
+    assert not session.labels(3).mask.flags.writeable
     assert session.project.state(3) == FrameState.EMPTY  # nothing committed yet
     assert not session.project.labels(3).mask.any()
     assert all(e.kind == "stroke" and e.frames == (3,) for e in events)
@@ -107,6 +108,15 @@ def test_stroke_errors_and_cancel(session: Session) -> None:
     session.cancel_stroke()
     assert not session.stroke_active and not session.labels(0).mask.any()
     assert session.undo_label == "Add car"
+
+
+def test_removing_the_stroke_object_cancels_the_stroke(session: Session) -> None:
+    session.begin_stroke(0, 1, 2)
+    session.stroke_to(4, 4)
+    session.remove_object(1)
+    assert not session.stroke_active and session.project.state(0) == FrameState.EMPTY
+    with pytest.raises(RuntimeError):
+        session.end_stroke()
 
 
 def test_noop_edits_record_nothing(session: Session) -> None:
