@@ -1,0 +1,324 @@
+"""Quality measures (official DAVIS J and F, keypoint PCK) and the dev-set evaluation loop.
+
+J is the region IoU (empty union -> 1). F is the boundary F-measure: 1-pixel boundaries of
+prediction and ground truth, matched within a disk of radius ``ceil(0.008 * image diagonal)``.
+Per sequence, first and last frames are excluded; J&F = (mean J + mean F) / 2 averaged over objects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skimage.morphology import disk
+
+from tracker_core.encoder import Encoder
+from tracker_core.labels import FrameLabels
+from tracker_core.masks import load_mask
+from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.video import VideoSource
+
+# ------------------------------------------------------------------------------ measures
+
+
+def jaccard(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two (H, W) bool masks; 1.0 when both are empty."""
+    union = np.logical_or(pred, gt).sum()
+    if union == 0:
+        return 1.0
+    return float(np.logical_and(pred, gt).sum() / union)
+
+
+def boundary_map(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool mask -> (H, W) bool 1-pixel boundary (DAVIS ``seg2bmap`` at native size).
+
+    A pixel is on the boundary when it is foreground and its right, bottom or bottom-right
+    neighbour differs from it.
+    """
+    m = mask.astype(bool)
+    e = np.zeros_like(m)
+    s = np.zeros_like(m)
+    se = np.zeros_like(m)
+    e[:, :-1] = m[:, 1:]
+    s[:-1, :] = m[1:, :]
+    se[:-1, :-1] = m[1:, 1:]
+    b = (m ^ e) | (m ^ s) | (m ^ se)
+    b[-1, :] = m[-1, :] ^ e[-1, :]
+    b[:, -1] = m[:, -1] ^ s[:, -1]
+    b[-1, -1] = False
+    return b
+
+
+def _disk(radius: int) -> np.ndarray:
+    return disk(radius).astype(np.uint8)
+
+
+def f_measure(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> float:
+    """Boundary F-measure of two (H, W) bool masks (DAVIS definition)."""
+    h, w = gt.shape
+    radius = math.ceil(bound_th * math.hypot(h, w))
+    fg_b = boundary_map(pred)
+    gt_b = boundary_map(gt)
+    n_fg, n_gt = int(fg_b.sum()), int(gt_b.sum())
+    if n_fg == 0 and n_gt == 0:
+        return 1.0
+    if n_fg == 0 or n_gt == 0:
+        return 0.0
+    disk = _disk(radius)
+    fg_dil = cv2.dilate(fg_b.astype(np.uint8), disk).astype(bool)
+    gt_dil = cv2.dilate(gt_b.astype(np.uint8), disk).astype(bool)
+    precision = float((fg_b & gt_dil).sum()) / n_fg
+    recall = float((gt_b & fg_dil).sum()) / n_gt
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass(frozen=True)
+class SequenceScore:
+    """Scores for one sequence: per-object mean J and F, and per-frame J (object-averaged)."""
+
+    name: str
+    j: float
+    f: float
+    frame_j: tuple[float, ...]
+    ms_per_frame: float = float("nan")
+
+    @property
+    def jf(self) -> float:
+        return (self.j + self.f) / 2
+
+
+def score_sequence(
+    name: str, preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], ms_per_frame: float = np.nan
+) -> SequenceScore:
+    """Score (H, W) uint8 id masks against ground truth, excluding the first and last frames.
+
+    Objects are the ids present in the ground truth of any frame.
+    """
+    if len(preds) != len(gts):
+        raise ValueError(f"{name}: {len(preds)} predictions for {len(gts)} ground-truth frames")
+    ids = sorted({int(v) for g in gts for v in np.unique(g) if v != 0})
+    frames = range(1, len(gts) - 1) if len(gts) > 2 else range(len(gts))
+    js = np.zeros((len(ids), len(gts)))
+    fs = np.zeros((len(ids), len(gts)))
+    for oi, obj in enumerate(ids):
+        for t in frames:
+            p, g = preds[t] == obj, gts[t] == obj
+            js[oi, t] = jaccard(p, g)
+            fs[oi, t] = f_measure(p, g)
+    sel = list(frames)
+    frame_j = tuple(float(js[:, t].mean()) if ids else 1.0 for t in range(len(gts)))
+    j = float(js[:, sel].mean(axis=1).mean()) if ids else 1.0
+    f = float(fs[:, sel].mean(axis=1).mean()) if ids else 1.0
+    return SequenceScore(name, j, f, frame_j, ms_per_frame)
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float) -> tuple[int, int]:
+    """Correct and total counts of visible joints within ``alpha * 0.6 * diag`` of ground truth.
+
+    pred, gt: (P, 2) xy pixels; visible: (P,) bool. The diagonal is that of the box around the
+    visible ground-truth joints. A missing prediction (NaN) counts as wrong.
+    """
+    vis = visible.astype(bool)
+    if vis.sum() == 0:
+        return 0, 0
+    pts = gt[vis]
+    diag = float(np.hypot(*(pts.max(axis=0) - pts.min(axis=0))))
+    thr = alpha * 0.6 * diag
+    d = np.linalg.norm(pred[vis] - pts, axis=1)
+    correct = int(np.nansum(np.where(np.isnan(d), 0, d <= thr)))
+    return correct, int(vis.sum())
+
+
+# ------------------------------------------------------------------------------ DAVIS loop
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Scores per sequence, and J&F after each simulated-correction round."""
+
+    sequences: tuple[SequenceScore, ...]
+    rounds: tuple[float, ...] = field(default_factory=tuple)
+
+    @property
+    def j(self) -> float:
+        return float(np.mean([s.j for s in self.sequences]))
+
+    @property
+    def f(self) -> float:
+        return float(np.mean([s.f for s in self.sequences]))
+
+    @property
+    def jf(self) -> float:
+        return (self.j + self.f) / 2
+
+    @property
+    def ms_per_frame(self) -> float:
+        return float(np.nanmean([s.ms_per_frame for s in self.sequences]))
+
+
+def list_sequences(root: Path) -> list[str]:
+    """Sequence names under a DAVIS root (``sequences.txt`` if present, else folder names)."""
+    listing = root / "sequences.txt"
+    if listing.is_file():
+        return [s.strip() for s in listing.read_text().split() if s.strip()]
+    return sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir() if p.is_dir())
+
+
+def load_ground_truth(root: Path, name: str) -> list[np.ndarray]:
+    """(H, W) uint8 id masks for every frame of a DAVIS sequence."""
+    folder = root / "Annotations" / "480p" / name
+    return [load_mask(p) for p in sorted(folder.glob("*.png"))]
+
+
+def propagate_with_corrections(
+    frames: Callable[[int], np.ndarray],
+    gts: Sequence[np.ndarray],
+    encoder: Encoder,
+    config: PropagationConfig,
+    corrections: int = 0,
+) -> Iterator[tuple[list[np.ndarray], float, set[int]]]:
+    """Propagate from frame 0's ground truth; then repeatedly replace the worst-J frame with ground
+    truth and resume forward from it up to the next corrected frame.
+
+    Yields (predicted masks, ms per propagated frame, keyframes) after the first run and after
+    each correction round.
+    """
+    n = len(gts)
+    preds: list[np.ndarray] = [gts[0].copy()] + [np.zeros_like(gts[0]) for _ in range(n - 1)]
+    keyframes = {0}
+    seconds, count = 0.0, 0
+
+    def run_from(start: int) -> None:
+        nonlocal seconds, count
+        later = [k for k in keyframes if k > start]
+        stop = min(later) if later else n
+        refs = {k: FrameLabels(mask=gts[k]) for k in keyframes}
+        for out in propagate(frames, start, stop, refs, {}, encoder, config):
+            preds[out.index] = out.labels.mask
+            seconds += out.seconds
+            count += 1
+
+    run_from(0)
+    yield preds, 1000 * seconds / max(count, 1), set(keyframes)
+    for _ in range(corrections):
+        frame_j = [
+            jaccard(preds[t] > 0, gts[t] > 0) if t not in keyframes else 2.0 for t in range(n)
+        ]
+        worst = int(np.argmin(frame_j))
+        if frame_j[worst] > 1.0:
+            break
+        keyframes.add(worst)
+        preds[worst] = gts[worst].copy()
+        run_from(worst)
+        yield preds, 1000 * seconds / max(count, 1), set(keyframes)
+
+
+def evaluate_davis(
+    root: Path,
+    encoder: Encoder,
+    config: PropagationConfig | None = None,
+    sequences: Sequence[str] | None = None,
+    corrections: int = 0,
+    report: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Propagate every sequence from its frame-0 ground truth and score it.
+
+    With ``corrections`` > 0, J&F (mean over sequences) is also recorded after each round.
+    """
+    cfg = config or PropagationConfig()
+    names = list(sequences) if sequences else list_sequences(root)
+    final: list[SequenceScore] = []
+    per_round: list[list[float]] = []
+    for name in names:
+        gts = load_ground_truth(root, name)
+        with VideoSource.open(root / "JPEGImages" / "480p" / name) as video:
+            if len(video) != len(gts):
+                raise ValueError(f"{name}: {len(video)} frames but {len(gts)} annotations")
+            t0 = time.perf_counter()
+            rounds = list(propagate_with_corrections(video.frame, gts, encoder, cfg, corrections))
+            wall = time.perf_counter() - t0
+        scores = [score_sequence(name, preds, gts, ms) for preds, ms, _ in rounds]
+        for r, sc in enumerate(scores):
+            if len(per_round) <= r:
+                per_round.append([])
+            per_round[r].append(sc.jf)
+        last = scores[-1]
+        final.append(last)
+        if report:
+            report(
+                f"{name:20s} J {100 * last.j:5.1f}  F {100 * last.f:5.1f}  J&F {100 * last.jf:5.1f}"
+                f"  {last.ms_per_frame:6.1f} ms/frame  ({wall:.1f} s)"
+            )
+    rounds_mean = tuple(float(np.mean(r)) for r in per_round if len(r) == len(names))
+    return EvalResult(tuple(final), rounds_mean)
+
+
+# ------------------------------------------------------------------------------ keypoints
+
+BADJA_JOINTS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19)
+
+
+@dataclass(frozen=True)
+class BadjaFrame:
+    """One labelled BADJA frame, joints in 480p pixels as (x, y)."""
+
+    frame: int
+    joints: np.ndarray  # (P, 2) float32 xy
+    visible: np.ndarray  # (P,) bool
+
+
+def load_badja(
+    path: Path, frame_hw: tuple[int, int], joints: Sequence[int] = BADJA_JOINTS
+) -> list[BadjaFrame]:
+    """Read a BADJA json (joints as [row, col] at 1080p) and scale to ``frame_hw``."""
+    data = json.loads(Path(path).read_text())
+    scale = frame_hw[0] / 1080.0
+    out = []
+    for item in data:
+        digits = "".join(c for c in Path(item["image_path"]).stem if c.isdigit())
+        rc = np.asarray(item["joints"], dtype=np.float32)[list(joints)]
+        vis = np.asarray(item["visibility"], dtype=bool)[list(joints)]
+        xy = np.stack([rc[:, 1], rc[:, 0]], axis=1) * scale
+        out.append(BadjaFrame(int(digits), xy, vis))
+    return sorted(out, key=lambda b: b.frame)
+
+
+def evaluate_keypoints(
+    video: VideoSource,
+    labelled: Sequence[BadjaFrame],
+    encoder: Encoder,
+    config: PropagationConfig | None = None,
+    alphas: Sequence[float] = (0.1, 0.2),
+) -> dict[float, tuple[int, int]]:
+    """Propagate keypoints from the first labelled frame to the end; PCK counts per alpha.
+
+    Returns {alpha: (correct, total)} over the labelled frames after the first one.
+    """
+    cfg = config or PropagationConfig()
+    first = labelled[0]
+    pts = np.concatenate([first.joints, first.visible[:, None].astype(np.float32)], axis=1)
+    pts[~first.visible, :2] = np.nan
+    refs = {first.frame: FrameLabels(mask=None, keypoints={1: pts.astype(np.float32)})}
+    wanted = {b.frame: b for b in labelled[1:]}
+    counts = {a: [0, 0] for a in alphas}
+    if not wanted:
+        return {a: (0, 0) for a in alphas}
+    stop = max(wanted) + 1
+    for out in propagate(video.frame, first.frame, stop, refs, {1: len(pts)}, encoder, cfg):
+        gt = wanted.get(out.index)
+        if gt is None:
+            continue
+        pred = out.labels.keypoints[1][:, :2]
+        for a in alphas:
+            c, t = pck(pred, gt.joints, gt.visible, a)
+            counts[a][0] += c
+            counts[a][1] += t
+    return {a: (c, t) for a, (c, t) in counts.items()}
