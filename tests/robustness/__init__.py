@@ -1,0 +1,1 @@
+"""Robustness tests: bad inputs, crash safety (SIGKILL), loader fuzzing."""
