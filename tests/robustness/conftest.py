@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import errno
+import io
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +66,79 @@ def assert_holds(project: Project, masks: list[np.ndarray]) -> None:
     for t, mask in enumerate(masks):
         assert project.state(t) == FrameState.PAINTED
         np.testing.assert_array_equal(project.labels(t).mask, mask)
+
+
+def _inside(path: object, folder: Path) -> bool:
+    """Whether an ``os`` call's path argument lies inside ``folder``."""
+    if isinstance(path, int):
+        return False
+    try:
+        resolved = Path(os.fsdecode(path)).absolute()
+    except TypeError:
+        return False
+    return resolved == folder or folder in resolved.parents
+
+
+def make_read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make writes inside ``folder`` fail with EACCES, as a read-only folder would for a
+    non-root user: ``os.open`` and ``io.open`` (pathlib's) for writing, ``os.mkdir``,
+    ``os.replace`` and ``os.rename``."""
+    folder = folder.absolute()
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def denied(path: object) -> PermissionError:
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+    real_open, real_mkdir, real_io_open = os.open, os.mkdir, io.open
+    real_replace, real_rename = os.replace, os.rename
+
+    def fake_open(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if flags & write_flags and _inside(path, folder):
+            raise denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def fake_mkdir(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if _inside(path, folder):
+            raise denied(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def guard(real: Callable[..., None]) -> Callable[..., None]:
+        def fake(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if _inside(src, folder) or _inside(dst, folder):
+                raise denied(dst)
+            return real(src, dst, *args, **kwargs)
+
+        return fake
+
+    def fake_io_open(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if any(m in mode for m in "wax+") and _inside(file, folder):
+            raise denied(file)
+        return real_io_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_io_open)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
+    monkeypatch.setattr(os, "replace", guard(real_replace))
+    monkeypatch.setattr(os, "rename", guard(real_rename))
+
+
+def make_disk_full(monkeypatch: pytest.MonkeyPatch, folder: Path) -> list[str]:
+    """Make ``os.fsync`` of any regular file inside ``folder`` fail with ENOSPC (the point at
+    which a nearly full disk reports delayed-allocation failures). Returns the list the fake
+    appends the failed file names to, so a test can check the failure was really hit."""
+    folder = folder.absolute()
+    real_fsync = os.fsync
+    hits: list[str] = []
+
+    def fake_fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if _inside(target, folder) and Path(target).is_file():
+            hits.append(target)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fake_fsync)
+    return hits
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ write failure in a child process with ``RLIMIT_FSIZE``, which reaches SQLite's o
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -35,6 +33,8 @@ from tests.robustness.conftest import (
     assert_holds,
     assert_one_line_naming,
     exported_frames,
+    make_disk_full,
+    make_read_only,
 )
 from tracker_core.errors import ExportError, MaskError, ProjectError, VideoError
 from tracker_core.export import export_coco, export_davis, import_coco, import_davis
@@ -344,72 +344,6 @@ def test_truncated_project_is_recovered_from_its_autosave(session: Session) -> N
 
 
 # --------------------------------------------------------------------------- unwritable targets
-
-
-def _inside(path: object, folder: Path) -> bool:
-    """Whether an ``os`` call's path argument lies inside ``folder``."""
-    if isinstance(path, int):
-        return False
-    try:
-        resolved = Path(os.fsdecode(path)).absolute()
-    except TypeError:
-        return False
-    return resolved == folder or folder in resolved.parents
-
-
-def make_read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """Make ``os.open`` (for writing), ``os.mkdir``, ``os.replace`` and ``os.rename`` inside
-    ``folder`` fail with EACCES, as a read-only folder would for a non-root user."""
-    folder = folder.absolute()
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT
-
-    def denied(path: object) -> PermissionError:
-        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
-
-    real_open, real_mkdir = os.open, os.mkdir
-    real_replace, real_rename = os.replace, os.rename
-
-    def fake_open(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if flags & write_flags and _inside(path, folder):
-            raise denied(path)
-        return real_open(path, flags, *args, **kwargs)
-
-    def fake_mkdir(path, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if _inside(path, folder):
-            raise denied(path)
-        return real_mkdir(path, *args, **kwargs)
-
-    def guard(real: Callable[..., None]) -> Callable[..., None]:
-        def fake(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if _inside(src, folder) or _inside(dst, folder):
-                raise denied(dst)
-            return real(src, dst, *args, **kwargs)
-
-        return fake
-
-    monkeypatch.setattr(os, "open", fake_open)
-    monkeypatch.setattr(os, "mkdir", fake_mkdir)
-    monkeypatch.setattr(os, "replace", guard(real_replace))
-    monkeypatch.setattr(os, "rename", guard(real_rename))
-
-
-def make_disk_full(monkeypatch: pytest.MonkeyPatch, folder: Path) -> list[str]:
-    """Make ``os.fsync`` of any regular file inside ``folder`` fail with ENOSPC (the point at
-    which a nearly full disk reports delayed-allocation failures). Returns the list the fake
-    appends the failed file names to, so a test can check the failure was really hit."""
-    folder = folder.absolute()
-    real_fsync = os.fsync
-    hits: list[str] = []
-
-    def fake_fsync(fd: int) -> None:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-        if _inside(target, folder) and Path(target).is_file():
-            hits.append(target)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fake_fsync)
-    return hits
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
