@@ -41,7 +41,7 @@ class PropagationConfig:
     n_keyframes: int = 3
     tile: int = 8
     keypoint_sigma: float = 0.5
-    keypoint_visible_threshold: float = 0.15
+    keypoint_visible_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         if self.radius < 0 or self.keyframe_radius < 0:
@@ -148,18 +148,32 @@ def soft_to_mask(
     return lut[arg]
 
 
-def heatmaps_to_keypoints(maps: torch.Tensor, stride: int, visible_threshold: float) -> np.ndarray:
+def gaussian_mass(sigma: float) -> float:
+    """Total mass of a unit-peak Gaussian heatmap of width ``sigma`` cells on the grid."""
+    r = int(math.ceil(4 * sigma)) + 1
+    d = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-(d**2) / (2 * sigma**2))
+    return float(g.sum() ** 2)
+
+
+def heatmaps_to_keypoints(
+    maps: torch.Tensor, stride: int, visible_threshold: float, sigma: float = 0.5
+) -> np.ndarray:
     """(P, h, w) heatmaps -> (P, 3) float32 (x, y, visible) in pixels; weighted mean of top-3 cells.
 
-    A point whose peak falls below ``visible_threshold`` becomes invisible (NaN position).
+    A point stays visible while its heatmap keeps at least ``visible_threshold`` of the mass of a
+    freshly rendered Gaussian (copying through the affinity roughly preserves mass; occlusion
+    and loss spread or drop it). Invisible points get a NaN position.
     """
     p, _, w = maps.shape
     out = np.full((p, 3), np.nan, np.float32)
     out[:, 2] = 0.0
     flat = maps.reshape(p, -1)
     vals, idx = flat.topk(min(3, flat.shape[1]), dim=1)
+    mass = flat.clamp(min=0).sum(dim=1)
+    full = gaussian_mass(sigma)
     for k in range(p):
-        if float(vals[k, 0]) < visible_threshold:
+        if float(mass[k]) < visible_threshold * full or float(vals[k, 0]) <= 0:
             continue
         wts = vals[k].clamp(min=0) + 1e-8
         gy = (idx[k] // w).float()
@@ -298,6 +312,7 @@ def decode_labels(
     frame_hw: tuple[int, int],
     stride: int,
     threshold: float,
+    sigma: float = 0.5,
 ) -> FrameLabels:
     """(layout.num_channels, h, w) soft labels -> FrameLabels at full resolution."""
     m = layout.num_mask_channels
@@ -305,7 +320,7 @@ def decode_labels(
     kps: dict[int, np.ndarray] = {}
     start = m
     for obj, count in layout.keypoints:
-        kps[obj] = heatmaps_to_keypoints(soft[start : start + count], stride, threshold)
+        kps[obj] = heatmaps_to_keypoints(soft[start : start + count], stride, threshold, sigma)
         start += count
     return FrameLabels(mask=mask, keypoints=kps)
 
@@ -361,7 +376,7 @@ def propagate(
         t0 = time.perf_counter()
         feats = encoder.encode(frame)
         soft = local_affinity_copy(feats, [*long_term, *recent], cfg.topk, cfg.temperature)
-        labels = decode_labels(soft, layout, frame_hw, s, cfg.keypoint_visible_threshold)
+        labels = decode_labels(soft, layout, frame_hw, s, cfg.keypoint_visible_threshold, sigma)
         # Feed back: soft mask labels; keypoints re-rendered sharp at their decoded position.
         feedback = soft.clone()
         m = layout.num_mask_channels

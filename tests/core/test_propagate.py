@@ -1,0 +1,142 @@
+"""Propagator: the tiled local affinity against a dense reference, label codecs, and tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.fixtures_video import make_moving_square_frames
+from tracker_core.encoder import LabEncoder, grid_size
+from tracker_core.evaluate import jaccard
+from tracker_core.labels import FrameLabels
+from tracker_core.propagate import (
+    PropagationConfig,
+    heatmaps_to_keypoints,
+    keypoints_to_heatmaps,
+    local_affinity_copy,
+    make_reference,
+    mask_confidence,
+    mask_to_soft,
+    propagate,
+    soft_to_mask,
+)
+
+
+def dense_reference_copy(query, refs, topk, temperature):
+    """Brute force: every query cell scored against every reference cell within its window."""
+    c, h, w = query.shape
+    out = torch.zeros(refs[0][1].shape[0], h, w)
+    for y in range(h):
+        for x in range(w):
+            scores, labels = [], []
+            for feats, labs, r in refs:
+                y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
+                f = feats[:, y0:y1, x0:x1].reshape(c, -1)
+                s = f.T @ query[:, y, x] - 0.5 * (f * f).sum(0)
+                scores.append(s)
+                labels.append(labs[:, y0:y1, x0:x1].reshape(labs.shape[0], -1).T)
+            s_all, l_all = torch.cat(scores), torch.cat(labels)
+            top, idx = s_all.topk(min(topk, len(s_all)))
+            wts = torch.softmax(top / temperature, 0)
+            out[:, y, x] = (l_all[idx] * wts[:, None]).sum(0)
+    return out
+
+
+@pytest.mark.parametrize(("radii", "tile"), [((2, 3), 4), ((1, 4, 2), 3), ((0,), 5)])
+def test_tiled_affinity_matches_dense_reference(radii, tile):
+    gen = torch.Generator().manual_seed(0)
+    h, w, c, k = 11, 14, 5, 3
+    query = torch.randn(c, h, w, generator=gen)
+    refs = []
+    for r in radii:
+        labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+        refs.append((torch.randn(c, h, w, generator=gen), labels, r))
+    tiled = local_affinity_copy(
+        query, [make_reference(f, lab, r, tile) for f, lab, r in refs], 4, 0.3
+    )
+    dense = dense_reference_copy(query, refs, 4, 0.3)
+    assert torch.allclose(tiled, dense, atol=1e-5)
+
+
+def test_constant_tiles_are_copied_exactly():
+    h, w = 16, 16
+    labels = torch.zeros(2, h, w)
+    labels[0] = 1.0
+    labels[:, 6:9, 6:9] = torch.tensor([0.0, 1.0])[:, None, None]
+    feats = torch.randn(4, h, w)
+    ref = make_reference(feats, labels, 2, 4)
+    out = local_affinity_copy(torch.randn(4, h, w), [ref], 3, 0.1)
+    # Far from the object every candidate is background, so the output is exactly background.
+    assert torch.equal(out[:, 0:2, 12:16], labels[:, 0:2, 12:16])
+    assert torch.allclose(out.sum(0), torch.ones(h, w), atol=1e-5)
+
+
+def test_mask_to_soft_area_fractions_and_roundtrip():
+    mask = np.zeros((32, 40), np.uint8)
+    mask[8:16, 8:24] = 3
+    mask[0:4, 0:8] = 5
+    soft = mask_to_soft(mask, (3, 5), grid_size(32, 40, 8))
+    assert soft.shape == (3, 4, 5)
+    assert torch.allclose(soft.sum(0), torch.ones(4, 5))
+    assert soft[1, 1, 1] == 1.0 and soft[2, 0, 0] == pytest.approx(0.5)
+    back = soft_to_mask(mask_to_soft(mask, (3,), (32, 40)), (3,), (32, 40), 1)
+    assert np.array_equal(back, np.where(mask == 3, 3, 0))
+
+
+def test_keypoint_heatmap_roundtrip_and_invisible_points():
+    pts = np.array([[20.0, 12.0, 1.0], [np.nan, np.nan, 0.0], [50.0, 30.0, 1.0]], np.float32)
+    maps = keypoints_to_heatmaps(pts, 4, (12, 16), sigma=0.5)
+    back = heatmaps_to_keypoints(maps, 4, 0.3)
+    assert back[1, 2] == 0 and np.isnan(back[1, 0])
+    assert np.allclose(back[[0, 2], :2], pts[[0, 2], :2], atol=2.0)
+
+
+def test_confidence_is_high_for_crisp_and_low_for_ambiguous_masks():
+    crisp = torch.zeros(2, 8, 8)
+    crisp[0] = 1
+    crisp[:, 2:5, 2:5] = torch.tensor([0.0, 1.0])[:, None, None]
+    vague = torch.full((2, 8, 8), 0.5)
+    assert mask_confidence(crisp) > 0.95
+    assert mask_confidence(vague) < 0.05
+
+
+def test_propagation_tracks_a_moving_square_forward_and_backward():
+    frames, masks = make_moving_square_frames(n=10, h=64, w=96)
+    cfg = PropagationConfig(radius=3, keyframe_radius=4, tile=4)
+    enc = LabEncoder(stride=4)
+    fwd = list(propagate(frames.__getitem__, 0, 10, {0: FrameLabels(mask=masks[0])}, {}, enc, cfg))
+    assert [r.index for r in fwd] == list(range(1, 10))
+    ious = [jaccard(r.labels.mask > 0, masks[r.index] > 0) for r in fwd]
+    assert min(ious) > 0.7, ious
+    bwd = list(propagate(frames.__getitem__, 9, -1, {9: FrameLabels(mask=masks[9])}, {}, enc, cfg))
+    assert [r.index for r in bwd] == list(range(8, -1, -1))
+    assert min(jaccard(r.labels.mask > 0, masks[r.index] > 0) for r in bwd) > 0.7
+    # Copying frame 0's mask everywhere would be much worse: the propagator really tracks.
+    assert np.mean(ious) > np.mean([jaccard(masks[0] > 0, m > 0) for m in masks[1:]]) + 0.3
+
+
+def test_propagation_keeps_object_ids_and_keypoints_follow_the_square():
+    frames, masks = make_moving_square_frames(n=8, h=64, w=96)
+    two = masks[0].copy()
+    two[(masks[0] > 0)] = 7
+    ys, xs = np.nonzero(masks[0])
+    centre = np.array([[xs.mean(), ys.mean(), 1.0]], np.float32)
+    refs = {0: FrameLabels(mask=two, keypoints={2: centre})}
+    cfg = PropagationConfig(radius=3, keyframe_radius=4, tile=4)
+    out = list(propagate(frames.__getitem__, 0, 8, refs, {2: 1}, LabEncoder(stride=4), cfg))
+    last = out[-1]
+    assert set(np.unique(last.labels.mask)) == {0, 7}
+    ys, xs = np.nonzero(masks[7])
+    x, y, vis = last.labels.keypoints[2][0]
+    assert vis == 1.0
+    assert abs(x - xs.mean()) < 6 and abs(y - ys.mean()) < 6
+    assert all(0.0 <= r.confidence <= 1.0 for r in out)
+
+
+def test_propagate_rejects_missing_start_labels_and_bad_config():
+    frames, masks = make_moving_square_frames(n=3)
+    with pytest.raises(ValueError, match="start frame"):
+        next(propagate(frames.__getitem__, 1, 3, {0: FrameLabels(mask=masks[0])}, {}, LabEncoder()))
+    with pytest.raises(ValueError):
+        PropagationConfig(temperature=0)
