@@ -150,7 +150,7 @@ def soft_to_mask(
 
 def gaussian_mass(sigma: float) -> float:
     """Total mass of a unit-peak Gaussian heatmap of width ``sigma`` cells on the grid."""
-    r = int(math.ceil(4 * sigma)) + 1
+    r = math.ceil(4 * sigma) + 1
     d = torch.arange(-r, r + 1, dtype=torch.float32)
     g = torch.exp(-(d**2) / (2 * sigma**2))
     return float(g.sum() ** 2)
