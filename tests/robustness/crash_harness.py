@@ -1,0 +1,330 @@
+"""SIGKILL crash-safety harness shared by the pytest test and ``benchmarks/crash_safety.py``.
+
+A child process (``python -m tests.robustness.crash_harness child WORKDIR``) opens or creates a
+small project (20 frames of 64x96; after a crash it resumes from the project, or from the
+autosave when that is newer, as a GUI would offer) and then loops over numbered edits
+``k = 1, 2, ...``: edit ``k`` paints the deterministic mask :func:`edit_mask` ``(k)`` on frame
+``k % 20`` and renames the object to ``"edit k"`` (so a file tells which edit it holds), then
+runs one operation chosen by ``k % 4``: save, autosave, DAVIS export, COCO export. Before each
+edit it appends ``begin k`` and after each operation returns ``<op> k`` to a log with unbuffered
+``os.write`` (a line written is in the kernel and survives SIGKILL).
+
+The parent kills the child with SIGKILL at a random moment and then checks (:func:`check_workdir`)
+that the project reopens holding exactly the state after some edit ``M`` with ``M`` >= the last
+edit whose save was reported and ``M`` <= the last edit begun; the same for the autosave when it
+exists (and it must exist holding >= the last reported autosave unless a save came later); that
+the DAVIS export folder, when present, holds all 20 PNGs, each decodes and together they equal
+some state >= the last reported DAVIS export; and that the COCO file, when present, parses and
+equals some state >= the last reported COCO export. Hidden temp/staging leftovers and scratch
+folders left by the killed child are counted (not failures: nothing visible is half-written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+N, H, W = 20, 64, 96
+OPS = ("save", "autosave", "davis", "coco")
+PROJECT_NAME = "work.trackpaint"
+VIDEO_NAME = "clip"
+COLOR = (200, 30, 30)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def edit_mask(k: int) -> np.ndarray:
+    """The ``(H, W) uint8`` mask edit ``k`` paints (id 1): a square whose place and size depend
+    on ``k``, plus ``k`` written in binary along the last row, so no two edits look alike."""
+    mask = np.zeros((H, W), np.uint8)
+    y, x, side = (k * 7) % (H - 20), (k * 13) % (W - 24), 8 + k % 9
+    mask[y : y + side, x : x + side] = 1
+    bits = [(k >> b) & 1 for b in range(W)]
+    mask[H - 1] = np.array(bits, np.uint8)
+    return mask
+
+
+def expected_masks(k: int) -> list[np.ndarray | None]:
+    """Per frame, the mask after edits ``1 .. k`` (None = the frame was never edited)."""
+    masks: list[np.ndarray | None] = [None] * N
+    for j in range(max(0, k - N + 1), k + 1):
+        if j >= 1:
+            masks[j % N] = edit_mask(j)
+    return masks
+
+
+def op_of(k: int) -> str:
+    """The operation run after edit ``k``."""
+    return OPS[k % len(OPS)]
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _log(fd: int, text: str) -> None:
+    os.write(fd, (text + "\n").encode())
+
+
+def child_main(workdir: Path) -> None:
+    """Edit, save, autosave and export forever (until killed); see the module docstring."""
+    from tracker_core.export import export_coco, export_davis
+    from tracker_core.labels import FrameLabels, ObjectSpec
+    from tracker_core.project import FrameState, Project
+
+    path = workdir / PROJECT_NAME
+    log_fd = os.open(workdir / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if path.exists():
+        probe = Project.open(path)
+        recover = probe.recovery_path() is not None
+        probe.close()
+        project = Project.open(path, from_autosave=recover)
+    else:
+        project = Project.new(workdir / "clip.avi", N, H, W, [ObjectSpec(1, "edit 0", COLOR)])
+        project.save(path)
+    k = int(project.object(1).name.split()[-1])
+    _log(log_fd, f"start {k}")
+    print("ready", flush=True)
+    out = workdir / "export"
+    while True:
+        k += 1
+        _log(log_fd, f"begin {k}")
+        project.set_frame(k % N, FrameLabels(edit_mask(k)), FrameState.PAINTED)
+        project.set_objects([ObjectSpec(1, f"edit {k}", COLOR)])
+        op = op_of(k)
+        if op == "save":
+            project.save()
+        elif op == "autosave":
+            project.autosave()
+        else:
+            states = project.states()
+            frames = [(t, project.labels(t)) for t in range(N) if states[t]]
+            if op == "davis":
+                export_davis(out, frames, N, (H, W), VIDEO_NAME)
+            else:
+                export_coco(
+                    out / f"{VIDEO_NAME}.json",
+                    project.objects,
+                    frames,
+                    (H, W),
+                    "{:05d}.jpg".format,
+                    N,
+                    video_name=f"{VIDEO_NAME}@{k}",
+                )
+        _log(log_fd, f"{op} {k}")
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+@dataclass
+class CrashCheck:
+    """What one kill left behind: the failures found, the edit each artefact holds, and the
+    hidden leftovers (temp files, staging folders, scratch folders) of the killed child."""
+
+    problems: list[str] = field(default_factory=list)
+    phase: str = ""  # what the child was doing when killed: an op name, "edit", or "startup"
+    project_edit: int | None = None
+    autosave_edit: int | None = None
+    davis_edit: int | None = None
+    coco_edit: int | None = None
+    hidden_leftovers: int = 0
+
+
+def _read_log(workdir: Path) -> list[tuple[str, int]]:
+    path = workdir / "log.txt"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        word, _, number = line.partition(" ")
+        if number.isdigit():  # a line cut by the kill is ignored
+            rows.append((word, int(number)))
+    return rows
+
+
+def _same_state(masks: list[np.ndarray | None], k: int) -> bool:
+    expected = expected_masks(k)
+    return all(
+        (e is None and (m is None or not m.any())) or (e is not None and np.array_equal(m, e))
+        for m, e in zip(masks, expected)
+    )
+
+
+def _check_project(
+    path: Path, from_autosave: bool, low: int, high: int, problems: list[str]
+) -> int | None:
+    """Open a project (or its autosave) and return the edit it holds; record problems."""
+    from tracker_core.errors import TrackpaintError
+    from tracker_core.project import FrameState, Project
+
+    what = "autosave" if from_autosave else "project"
+    try:
+        with Project.open(path, from_autosave=from_autosave) as project:
+            k = int(project.object(1).name.split()[-1])
+            states = project.states()
+            masks = [project.labels(t).mask if states[t] else None for t in range(N)]
+            painted = all(states[t] == FrameState.PAINTED for t in range(N) if masks[t] is not None)
+    except (TrackpaintError, OSError, ValueError, KeyError) as exc:
+        problems.append(f"{what} does not open: {type(exc).__name__}: {exc}")
+        return None
+    if not low <= k <= high:
+        problems.append(f"{what} holds edit {k}, expected {low}..{high}")
+    if not _same_state(masks, k) or not painted:
+        problems.append(f"{what} claims edit {k} but its frames differ from that state")
+    return k
+
+
+def _matching_edit(masks: list[np.ndarray], low: int, high: int) -> int | None:
+    """The newest edit in ``low..high`` whose state equals ``masks`` (all frames), or None."""
+    for k in range(high, low - 1, -1):
+        if _same_state(list(masks), k):
+            return k
+    return None
+
+
+def _check_davis(folder: Path, low: int, high: int, problems: list[str]) -> int | None:
+    from tracker_core.errors import TrackpaintError
+    from tracker_core.masks import read_indexed_png
+
+    files = sorted(folder.glob("*.png"))
+    if [p.name for p in files] != [f"{t:05d}.png" for t in range(N)]:
+        problems.append(f"DAVIS export holds {len(files)} files, not the {N} frames")
+        return None
+    try:
+        masks = [read_indexed_png(p) for p in files]
+    except TrackpaintError as exc:
+        problems.append(f"DAVIS PNG does not decode: {exc}")
+        return None
+    k = _matching_edit(masks, low, high)
+    if k is None:
+        problems.append(f"DAVIS export matches no state in edits {low}..{high}")
+    return k
+
+
+def _check_coco(path: Path, low: int, high: int, problems: list[str]) -> int | None:
+    """Parse the COCO file (json and :func:`import_coco`); it names its edit in ``info.video``
+    (``clip@k``) and its masks must equal that edit's state."""
+    from tracker_core.errors import TrackpaintError
+    from tracker_core.export import import_coco
+
+    try:
+        _, frames, _ = import_coco(path)
+        k = int(json.loads(path.read_text(encoding="utf-8"))["info"]["video"].split("@")[-1])
+    except (TrackpaintError, OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"COCO file does not parse: {type(exc).__name__}: {exc}")
+        return None
+    masks = [frames[t].mask if t in frames else np.zeros((H, W), np.uint8) for t in range(N)]
+    if not low <= k <= high:
+        problems.append(f"COCO export holds edit {k}, expected {low}..{high}")
+    if not _same_state(list(masks), k):
+        problems.append(f"COCO export claims edit {k} but its masks differ from that state")
+    return k
+
+
+def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
+    """Check everything a killed child left in ``workdir``; see the module docstring."""
+    from tracker_core.project import autosave_path_for
+
+    result = CrashCheck()
+    log = _read_log(workdir)
+    starts = [k for word, k in log if word == "start"]
+    begun = max([k for word, k in log if word in ("begin", "start")], default=0)
+    last = {op: max([k for word, k in log if word == op], default=0) for op in OPS}
+    # order of the last save vs the last autosave report decides whether an autosave must exist
+    position = {op: max([i for i, (w, _) in enumerate(log) if w == op], default=-1) for op in OPS}
+    if not log or (log[-1][0] == "start" and len(starts) == 1 and begun == 0):
+        result.phase = "startup"
+    elif log[-1][0] == "begin":
+        result.phase = "edit"
+    else:
+        result.phase = "between"
+    if log and log[-1][0] == "begin" and begun >= 1:
+        # the edit itself takes microseconds: attribute the kill to the op that follows it
+        result.phase = op_of(begun)
+    project = workdir / PROJECT_NAME
+    if project.exists():
+        result.project_edit = _check_project(project, False, last["save"], begun, result.problems)
+    elif starts:
+        result.problems.append("the project file is gone")
+    autosave = autosave_path_for(project)
+    must_autosave = position["autosave"] > position["save"]
+    if autosave.exists():
+        low = last["autosave"] if must_autosave else 0
+        result.autosave_edit = _check_project(project, True, low, begun, result.problems)
+    elif must_autosave:
+        result.problems.append(f"autosave of edit {last['autosave']} is gone")
+    davis = workdir / "export" / "Annotations" / VIDEO_NAME
+    if davis.exists():
+        result.davis_edit = _check_davis(davis, last["davis"], begun, result.problems)
+    elif last["davis"]:
+        result.problems.append(f"DAVIS export of edit {last['davis']} is gone")
+    coco = workdir / "export" / f"{VIDEO_NAME}.json"
+    if coco.exists():
+        result.coco_edit = _check_coco(coco, last["coco"], begun, result.problems)
+    elif last["coco"]:
+        result.problems.append(f"COCO export of edit {last['coco']} is gone")
+    hidden = [p for p in workdir.rglob(".*")]
+    result.hidden_leftovers = len(hidden) + sum(1 for _ in scratch.glob("trackpaint-*"))
+    return result
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def kill_once(workdir: Path, scratch: Path, delay: float, timeout: float = 30.0) -> CrashCheck:
+    """Start the child on ``workdir``, SIGKILL it ``delay`` seconds after it is ready, check.
+
+    Raises:
+        RuntimeError: the child died on its own or never got ready (its stderr in the message).
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.robustness.crash_harness", "child", str(workdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        deadline = time.monotonic() + timeout
+        line = proc.stdout.readline()
+        if line.strip() != b"ready" or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"child not ready: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(delay)
+        if proc.poll() is not None:
+            raise RuntimeError(f"child died by itself: {proc.stderr.read().decode()[-2000:]}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    return check_workdir(workdir, scratch)
+
+
+def run_kills(workdir: Path, kills: int, seed: int = 0, max_delay: float = 0.4) -> list[CrashCheck]:
+    """``kills`` kill-and-check rounds on one growing project in ``workdir``; the child
+    resumes each round from what the previous kill left behind."""
+    rng = random.Random(seed)
+    scratch = workdir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return [kill_once(workdir, scratch, rng.uniform(0.0, max_delay)) for _ in range(kills)]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "child":
+        child_main(Path(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m tests.robustness.crash_harness child WORKDIR")
