@@ -1,0 +1,668 @@
+"""The main window: canvas in the middle, objects dock, timeline dock, toolbar, menus from the
+action table, status bar; opening/saving files, propagation jobs, autosave and recovery.
+
+Labelling logic lives in :mod:`tracker_core.session`; this module only wires widgets to it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+)
+
+from app.actions import ACTIONS, MENUS, build_actions
+from app.canvas import Canvas, Tool
+from app.dialogs import ExportDialog, ShortcutsDialog
+from app.document import SAMPLE_CLIP, Document, open_document
+from app.errors import guarded, show_error
+from app.jobs import Job, JobRunner, propagation_work
+from app.objects_panel import ObjectsPanel
+from app.status import StatusPanel
+from app.timeline import Timeline
+from tracker_core.encoder import Encoder, LabEncoder, load_encoder
+from tracker_core.errors import TrackpaintError
+from tracker_core.project import PROJECT_SUFFIX, FrameState
+from tracker_core.session import ChangeEvent, Direction, PropagationProgress
+from tracker_core.video import IMAGE_EXTENSIONS
+
+APP_NAME = "Trackpaint"
+ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "trackpaint.png"
+MAX_RECENT = 10
+FOLLOW_MS = 60  # during propagation the view jumps to the newest frame at most this often
+VIDEO_FILTER = (
+    "Videos, frame folders and projects (*.mp4 *.avi *.mkv *.mov *.webm *.m4v "
+    f"*{PROJECT_SUFFIX} *.jpg *.jpeg *.png *.bmp);;"
+    f"Trackpaint projects (*{PROJECT_SUFFIX});;"
+    "Frame folder — pick any frame (*.jpg *.jpeg *.png *.bmp);;All files (*)"
+)
+SAMPLE_HINT = (
+    "The bear is painted on frame 0: press F to propagate. Then scrub (←/→, N = next uncertain "
+    "frame), paint over mistakes (the frame becomes a keyframe) and press F again."
+)
+WORKFLOW_HINT = "Paint a keyframe (B brush, P polygon, K keypoints), then F to propagate forward."
+REVIEW_HINT = "Check frames (N = next uncertain); paint a correction and press F to resume."
+
+
+def default_scratch_dir() -> Path:
+    """A disk-backed folder for project scratch databases (the user's cache folder)."""
+    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+    folder = Path(location or Path.home() / ".cache" / "trackpaint") / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def media_path(path: Path) -> Path:
+    """A picked image file stands for its frame folder."""
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        return path.parent
+    return path
+
+
+class MainWindow(QMainWindow):
+    """The Trackpaint window. ``encoder`` is used for propagation (None: ``load_encoder()``)."""
+
+    def __init__(
+        self,
+        encoder: Encoder | None = None,
+        *,
+        scratch_dir: Path | None = None,
+        autosave_ms: int = 60_000,
+        settings: QSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle(APP_NAME)
+        if ICON_PATH.exists():
+            self.setWindowIcon(QIcon(str(ICON_PATH)))
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.encoder: Encoder = encoder if encoder is not None else load_encoder()
+        self._scratch_dir = scratch_dir
+        self.settings = settings if settings is not None else QSettings()
+        self.doc: Document | None = None
+        self.runner = JobRunner(self)
+        self._edits = 0  # change counter, for autosave
+        self._autosaved_at = 0
+        self._last_follow = 0.0
+        self._propagation_total = 0
+
+        self.canvas = Canvas()
+        self.setCentralWidget(self.canvas)
+        self.objects_panel = ObjectsPanel()
+        self.timeline = Timeline()
+        self._add_docks()
+        self.status = StatusPanel(self.statusBar())
+        self.status.set_model(self.encoder.name)
+        self.actions = build_actions(self, self._handlers(), wrap=self._guard)
+        self._build_menus()
+        self._build_toolbar()
+        self.actions["tool_brush"].setChecked(True)
+        self.actions["follow"].setChecked(True)
+
+        self.play_timer = QTimer(self)
+        self.play_timer.timeout.connect(self._guard(self._play_tick))
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(autosave_ms)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+
+        self.timeline.frame_requested.connect(self._guard(self._go_to))
+        self.canvas.message.connect(self._show_message)
+        self.objects_panel.message.connect(self._show_message)
+        self.canvas.brush_changed.connect(self._on_brush_changed)
+        self.runner.busy_changed.connect(self._on_busy_changed)
+        self.status.cancel.clicked.connect(self.runner.cancel)
+        self._update_enabled()
+
+    # ---- layout ------------------------------------------------------------------------------
+
+    def _add_docks(self) -> None:
+        objects = QDockWidget("Objects", self)
+        objects.setObjectName("dock_objects")
+        objects.setWidget(self.objects_panel)
+        objects.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, objects)
+        timeline = QDockWidget("Timeline", self)
+        timeline.setObjectName("dock_timeline")
+        timeline.setWidget(self.timeline)
+        timeline.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, timeline)
+        self.resizeDocks([objects], [260], Qt.Orientation.Horizontal)
+
+    def _build_menus(self) -> None:
+        menus: dict[str, QMenu] = {name: self.menuBar().addMenu(f"&{name}") for name in MENUS}
+        self.recent_menu = QMenu("Open &recent", self)
+        for spec in ACTIONS:
+            menu = menus[spec.menu]
+            if spec.separator_before:
+                menu.addSeparator()
+            menu.addAction(self.actions[spec.key])
+            if spec.key == "open_sample":
+                menu.addMenu(self.recent_menu)
+        self._rebuild_recent_menu()
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Tools", self)
+        bar.setObjectName("toolbar_tools")
+        bar.setMovable(False)
+        self.addToolBar(bar)
+        for key in ("tool_brush", "tool_eraser", "tool_polygon", "tool_keypoints"):
+            bar.addAction(self.actions[key])
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, 200)
+        self.brush_spin.setValue(round(self.canvas.brush_radius))
+        self.brush_spin.setPrefix("radius ")
+        self.brush_spin.setToolTip("Brush radius in pixels ([ and ])")
+        self.brush_spin.valueChanged.connect(lambda v: self.canvas.set_brush_radius(float(v)))
+        bar.addWidget(self.brush_spin)
+        bar.addAction(self.actions["fill_holes"])
+        bar.addSeparator()
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(round(self.canvas.opacity * 100))
+        self.opacity_slider.setMaximumWidth(110)
+        self.opacity_slider.setToolTip("Overlay opacity")
+        self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
+        bar.addWidget(self.opacity_slider)
+        bar.addAction(self.actions["outline"])
+        bar.addSeparator()
+        for key in ("propagate_backward", "propagate_forward", "propagate_both", "cancel_job"):
+            bar.addAction(self.actions[key])
+        bar.addSeparator()
+        bar.addAction(self.actions["next_uncertain"])
+        bar.addAction(self.actions["undo"])
+        bar.addAction(self.actions["redo"])
+
+    # ---- action handlers ---------------------------------------------------------------------
+
+    def _guard(self, fn: Callable) -> Callable:
+        return guarded(lambda: self, fn)
+
+    def _handlers(self) -> dict[str, Callable[[], None]]:
+        canvas = self.canvas
+        handlers: dict[str, Callable[[], None]] = {
+            "open": self.ask_open,
+            "open_sample": self.open_sample,
+            "save": self.save,
+            "save_as": self.save_as,
+            "export": self.show_export,
+            "quit": self.close,
+            "undo": lambda: self._session_call(lambda s: s.undo()),
+            "redo": lambda: self._session_call(lambda s: s.redo()),
+            "fill_holes": self.fill_holes,
+            "make_keyframe": lambda: self._frame_call(lambda s, f: s.make_keyframe(f)),
+            "clear_frame": lambda: self._frame_call(lambda s, f: s.clear_frame(f)),
+            "add_object": self.objects_panel.ask_add_mask,
+            "add_keypoint_object": self.objects_panel.ask_add_keypoints,
+            "tool_brush": lambda: self.set_tool("brush"),
+            "tool_eraser": lambda: self.set_tool("eraser"),
+            "tool_polygon": lambda: self.set_tool("polygon"),
+            "tool_keypoints": lambda: self.set_tool("keypoints"),
+            "brush_smaller": lambda: canvas.grow_brush(1 / 1.25),
+            "brush_larger": lambda: canvas.grow_brush(1.25),
+            "prev_frame": lambda: self._step(-1),
+            "next_frame": lambda: self._step(1),
+            "back_10": lambda: self._step(-10),
+            "forward_10": lambda: self._step(10),
+            "first_frame": lambda: self._go_to(0),
+            "last_frame": lambda: self._go_to(self.doc.num_frames - 1 if self.doc else 0),
+            "play": self.toggle_play,
+            "next_uncertain": self.next_uncertain,
+            "next_keyframe": lambda: self._jump_keyframe(1),
+            "prev_keyframe": lambda: self._jump_keyframe(-1),
+            "propagate_forward": lambda: self.propagate("forward"),
+            "propagate_backward": lambda: self.propagate("backward"),
+            "propagate_both": lambda: self.propagate("both"),
+            "cancel_job": self.cancel,
+            "follow": lambda: None,  # read when a propagated frame arrives
+            "zoom_in": lambda: canvas.zoom(1.25),
+            "zoom_out": lambda: canvas.zoom(0.8),
+            "zoom_fit": canvas.fit_to_window,
+            "outline": lambda: canvas.set_outline(self.actions["outline"].isChecked()),
+            "opacity_up": lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10),
+            "opacity_down": lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
+            "load_model": self.ask_load_model,
+            "use_lab": lambda: self.set_encoder(LabEncoder()),
+            "shortcuts": lambda: ShortcutsDialog(self).exec(),
+            "about": self.about,
+        }
+        for i in range(1, 10):
+            handlers[f"object_{i}"] = self._object_selector(i)
+        return handlers
+
+    def _object_selector(self, position: int) -> Callable[[], None]:
+        def select() -> None:
+            if self.doc is not None:
+                self.doc.select_object_by_position(position)
+
+        return select
+
+    def _session_call(self, fn: Callable) -> None:
+        if self.doc is not None:
+            fn(self.doc.session)
+
+    def _frame_call(self, fn: Callable) -> None:
+        if self.doc is not None:
+            fn(self.doc.session, self.doc.frame)
+
+    def set_tool(self, tool: Tool) -> None:
+        self.canvas.set_tool(tool)
+        self.actions[f"tool_{tool}"].setChecked(True)
+
+    def fill_holes(self) -> None:
+        doc = self.doc
+        spec = doc.active_object if doc is not None else None
+        if doc is None or spec is None or spec.kind != "mask":
+            self._show_message("Select a mask object to fill its holes")
+            return
+        if not doc.session.fill_holes(doc.frame, spec.id):
+            self._show_message(f"{spec.name} has no holes on this frame")
+
+    # ---- navigation --------------------------------------------------------------------------
+
+    def _go_to(self, index: int) -> None:
+        if self.doc is not None:
+            self.doc.set_frame(index)
+
+    def _step(self, delta: int) -> None:
+        if self.doc is not None:
+            self.doc.set_frame(self.doc.frame + delta)
+
+    def _jump_keyframe(self, direction: int) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        keys = doc.project.keyframes()
+        candidates = [k for k in keys if (k - doc.frame) * direction > 0]
+        if not candidates:
+            self._show_message("No keyframe in that direction")
+            return
+        doc.set_frame(min(candidates) if direction > 0 else max(candidates))
+
+    def next_uncertain(self) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        target = doc.session.next_uncertain_frame(doc.frame)
+        wrapped = False
+        if target is None:
+            target = doc.session.next_uncertain_frame(-1)
+            wrapped = True
+        if target is None:
+            self._show_message("No uncertain propagated frame: all are above the threshold")
+            return
+        doc.set_frame(target)
+        conf = doc.project.confidences()[target]
+        note = " (wrapped to the start)" if wrapped else ""
+        self._show_message(f"Frame {target}: confidence {conf:.2f}{note}")
+
+    def toggle_play(self) -> None:
+        doc = self.doc
+        playing = self.actions["play"].isChecked()
+        if doc is None or not playing:
+            self.play_timer.stop()
+            self.actions["play"].setChecked(False)
+            return
+        if doc.frame >= doc.num_frames - 1:
+            doc.set_frame(0)
+        self.play_timer.setInterval(max(10, round(1000 / max(1.0, doc.display.fps))))
+        self.play_timer.start()
+
+    def _play_tick(self) -> None:
+        doc = self.doc
+        if doc is None or doc.frame >= doc.num_frames - 1:
+            self.play_timer.stop()
+            self.actions["play"].setChecked(False)
+            return
+        doc.set_frame(doc.frame + 1)
+
+    # ---- propagation -------------------------------------------------------------------------
+
+    def propagate(self, direction: Direction) -> Job | None:
+        """Start a propagation job from the current frame on a worker thread."""
+        doc = self.doc
+        if doc is None:
+            return None
+        if self.runner.busy:
+            self._show_message("A job is running: wait for it or cancel it (Esc)")
+            return None
+        if doc.frame_state() == FrameState.EMPTY:
+            self._show_message("Nothing to propagate: paint this frame first")
+            return None
+        job = doc.session.propagation_job(doc.frame, direction, encoder=self.encoder)
+        if job.total == 0:
+            job.close()
+            self._show_message("Nothing to propagate: the next frame is a keyframe or the end")
+            return None
+        self._propagation_total = job.total
+        worker = Job(f"Propagate {direction}", propagation_work(job), on_cancel=job.cancel)
+        worker.progressed.connect(self._on_propagation_progress)
+        worker.succeeded.connect(lambda done: self._on_propagation_done(worker, done))
+        worker.failed.connect(self._on_job_failed)
+        self.status.set_busy(True, job.total)
+        self.runner.start(worker)
+        self._show_message(f"Propagating {direction} from frame {doc.frame}…")
+        return worker
+
+    def cancel(self) -> None:
+        if self.runner.busy:
+            self.runner.cancel()
+            self._show_message("Cancelling… frames done so far are kept")
+        else:
+            self.canvas.set_tool(self.canvas.tool)  # drops a half-drawn polygon
+
+    def _on_propagation_progress(self, progress: PropagationProgress) -> None:
+        self.status.set_progress(progress.done, progress.total)
+        self.status.set_speed(progress.ms_per_frame)
+        now = time.monotonic()
+        follow = self.actions["follow"].isChecked()
+        if self.doc is not None and follow and now - self._last_follow >= FOLLOW_MS / 1000:
+            self._last_follow = now
+            self.doc.set_frame(progress.frame)
+
+    def _on_propagation_done(self, worker: Job, done: int) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        self.status.set_speed(doc.session.last_ms_per_frame)
+        verb = "Cancelled after" if worker.cancelled else "Propagated"
+        self._show_message(f"{verb} {done} frames (kept; Ctrl+Z undoes the whole run)")
+        self.status.set_hint(REVIEW_HINT)
+
+    def _on_job_failed(self, message: str, details: str) -> None:
+        if details:
+            print(details)
+        show_error(self, message, "Propagation failed")
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self.status.set_busy(False)
+        self._update_enabled()
+
+    # ---- model -------------------------------------------------------------------------------
+
+    def set_encoder(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        if self.doc is not None:
+            self.doc.session.encoder = encoder
+        self.status.set_model(encoder.name)
+        self._show_message(f"Propagation now uses the model {encoder.name}")
+
+    def ask_load_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load model checkpoint", "", "PyTorch checkpoints (*.pt *.pth);;All files (*)"
+        )
+        if path:
+            self.set_encoder(load_encoder(path))
+
+    # ---- files -------------------------------------------------------------------------------
+
+    def ask_open(self) -> None:
+        start = str(self._recent()[0].parent) if self._recent() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open", start, VIDEO_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def open_sample(self, clip: Path = SAMPLE_CLIP) -> bool:
+        """Open the bundled sample clip with its frame-0 mask as a keyframe of "bear"."""
+        if not self.open_path(clip, remember=False):
+            return False
+        doc = self.doc
+        if doc is not None and not doc.project.objects:
+            doc.load_sample_keyframe()
+            doc.set_frame(0)
+        self.status.set_hint(SAMPLE_HINT)
+        return True
+
+    def open_path(self, path: Path, remember: bool = True) -> bool:
+        """Open a video, frame folder or project; errors become a dialog. False when not
+        opened (error, or the user kept the current document)."""
+        path = media_path(Path(path))
+        if not self.close_document():
+            return False
+        try:
+            scratch = self._scratch_dir or default_scratch_dir()
+            opened = open_document(path, scratch, self._ask_recover)
+        except TrackpaintError as exc:
+            show_error(self, str(exc), "Cannot open")
+            return False
+        doc = Document(opened, self.encoder, self)
+        self._set_document(doc)
+        if remember:
+            self._remember(path)
+        return True
+
+    def _ask_recover(self, autosave: Path) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Recover unsaved work?",
+            f"An autosave newer than the saved project exists:\n{autosave}\n\n"
+            "Open the autosaved state? (No opens the last saved state.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _set_document(self, doc: Document | None) -> None:
+        self.doc = doc
+        self.canvas.set_document(doc)
+        self.timeline.set_document(doc)
+        self.objects_panel.set_document(doc)
+        self._edits = self._autosaved_at = 0
+        if doc is not None:
+            doc.changed.connect(self._on_changed)
+            doc.frame_changed.connect(lambda _f: self._update_frame_status())
+            self.status.set_hint(WORKFLOW_HINT)
+            self._update_frame_status()
+        self._update_title()
+        self._update_enabled()
+
+    def close_document(self) -> bool:
+        """Ask to save a modified document, stop its jobs and close it; False = user cancelled."""
+        doc = self.doc
+        if doc is None:
+            return True
+        if doc.project.modified:
+            answer = QMessageBox.question(
+                self,
+                "Save changes?",
+                f"{doc.title.rstrip(' *')} has unsaved changes. Save them?",
+                QMessageBox.StandardButton.Save
+                | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Save,
+            )
+            if answer == QMessageBox.StandardButton.Cancel:
+                return False
+            if answer == QMessageBox.StandardButton.Save:
+                if not self.save():
+                    return False
+            else:
+                doc.remove_autosave()
+        self.play_timer.stop()
+        self.runner.shutdown()
+        self._set_document(None)
+        doc.close()
+        doc.deleteLater()
+        return True
+
+    def save(self) -> bool:
+        doc = self.doc
+        if doc is None:
+            return False
+        if doc.project.path is None:
+            return self.save_as()
+        try:
+            doc.session.save()
+        except TrackpaintError as exc:
+            show_error(self, str(exc), "Cannot save")
+            return False
+        self._after_save()
+        return True
+
+    def save_as(self, path: Path | None = None) -> bool:
+        doc = self.doc
+        if doc is None:
+            return False
+        if path is None:
+            video = doc.project.video_path
+            suggestion = str(video.with_name(video.name + PROJECT_SUFFIX))
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, "Save project", suggestion, f"Trackpaint projects (*{PROJECT_SUFFIX})"
+            )
+            if not chosen:
+                return False
+            path = Path(chosen)
+            if path.suffix != PROJECT_SUFFIX:
+                path = path.with_name(path.name + PROJECT_SUFFIX)
+        try:
+            doc.session.save(path)
+        except TrackpaintError as exc:
+            show_error(self, str(exc), "Cannot save")
+            return False
+        self._after_save()
+        return True
+
+    def _after_save(self) -> None:
+        doc = self.doc
+        if doc is None or doc.project.path is None:
+            return
+        self._remember(doc.project.path)
+        self._show_message(f"Saved {doc.project.path}")
+        self._update_title()
+
+    def autosave(self) -> bool:
+        """Write the recovery file when something changed since the last autosave."""
+        doc = self.doc
+        if doc is None or not doc.project.modified or self._edits == self._autosaved_at:
+            return False
+        try:
+            path = doc.session.autosave()
+        except TrackpaintError as exc:
+            self._show_message(f"Autosave failed: {exc}")
+            return False
+        self._autosaved_at = self._edits
+        self._show_message(f"Autosaved to {path or doc.project.autosave_path()}")
+        return True
+
+    def show_export(self) -> ExportDialog | None:
+        doc = self.doc
+        if doc is None:
+            return None
+        base = doc.project.path or doc.project.video_path
+        dialog = ExportDialog(doc, self.runner, base.parent / f"{base.stem}_export", self)
+        dialog.exported.connect(lambda paths: self._show_message(f"Exported {len(paths)} files"))
+        dialog.show()
+        return dialog
+
+    # ---- recent files ------------------------------------------------------------------------
+
+    def _recent(self) -> list[Path]:
+        value = self.settings.value("recent_files", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [Path(p) for p in items if p]
+
+    def _remember(self, path: Path) -> None:
+        path = Path(path).absolute()
+        items = [str(path), *(str(p) for p in self._recent() if p != path)][:MAX_RECENT]
+        self.settings.setValue("recent_files", items)
+        self.settings.sync()
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._recent()
+        for path in recent:
+            action = QAction(str(path), self.recent_menu)
+            action.triggered.connect(self._guard(lambda _c=False, p=path: self.open_path(p)))
+            self.recent_menu.addAction(action)
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ---- drag and drop -----------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+            self.open_path(Path(urls[0].toLocalFile()))
+
+    # ---- state sync --------------------------------------------------------------------------
+
+    def _on_changed(self, event: ChangeEvent) -> None:
+        if event.kind != "view" and event.kind != "stroke":
+            self._edits += 1
+        doc = self.doc
+        if doc is None:
+            return
+        if doc.frame in event.frames or event.kind in ("undo", "redo"):
+            self._update_frame_status()
+        if event.history_changed or event.objects_changed:
+            self._update_enabled()
+        self._update_title()
+
+    def _update_frame_status(self) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        conf = float(doc.project.confidences()[doc.frame])
+        self.status.set_frame(doc.frame, doc.num_frames, doc.frame_state(), conf)
+
+    def _update_title(self) -> None:
+        doc = self.doc
+        self.setWindowTitle(f"{doc.title} — {APP_NAME}" if doc is not None else APP_NAME)
+
+    def _update_enabled(self) -> None:
+        doc = self.doc
+        has_doc = doc is not None
+        busy = self.runner.busy
+        session = doc.session if doc is not None else None
+        undo, redo = self.actions["undo"], self.actions["redo"]
+        undo.setEnabled(bool(session and session.can_undo))
+        redo.setEnabled(bool(session and session.can_redo))
+        undo.setText(f"&Undo {session.undo_label}" if session and session.undo_label else "&Undo")
+        redo.setText(f"&Redo {session.redo_label}" if session and session.redo_label else "&Redo")
+        for key in ("propagate_forward", "propagate_backward", "propagate_both"):
+            self.actions[key].setEnabled(has_doc and not busy)
+        self.actions["cancel_job"].setEnabled(True)
+        for key in ("save", "save_as", "export", "next_uncertain", "fill_holes"):
+            self.actions[key].setEnabled(has_doc)
+
+    def _on_brush_changed(self, radius: float) -> None:
+        self.brush_spin.blockSignals(True)
+        self.brush_spin.setValue(round(radius))
+        self.brush_spin.blockSignals(False)
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Trackpaint",
+            "Trackpaint — paint a mask or keypoints once; a self-supervised affinity "
+            f"propagator fills in the video.\nModel in use: {self.encoder.name}",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.close_document():
+            event.ignore()
+            return
+        self.autosave_timer.stop()
+        event.accept()
