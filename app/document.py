@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from tracker_core.encoder import Encoder
 from tracker_core.errors import ProjectError, VideoError
@@ -156,6 +156,7 @@ class Document(QObject):
         self._frame = 0
         self._active_object = 0
         self._active_point = 0
+        self._closed = False
         # Session callbacks fire on the thread that made the change (the worker for propagated
         # frames); a queued hop brings them to this object's (GUI) thread.
         self._forward.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
@@ -168,6 +169,7 @@ class Document(QObject):
 
     def close(self) -> None:
         """Release project scratch and videos (jobs must be finished first)."""
+        self._closed = True
         self._unsubscribe()
         self.project.close()
         self.display.close()
@@ -247,9 +249,14 @@ class Document(QObject):
     # ---- events ------------------------------------------------------------------------------
 
     def _on_session_event(self, event: ChangeEvent) -> None:
-        self._forward.emit(event)
+        if QThread.currentThread() is self.thread():
+            self._deliver(event)  # an edit made on the GUI thread: repaint at once
+        else:
+            self._forward.emit(event)  # a propagated frame: hop to the GUI thread
 
     def _deliver(self, event: ChangeEvent) -> None:
+        if self._closed:
+            return
         if event.objects_changed and self.active_object is None:
             objects = self.project.objects
             if objects:

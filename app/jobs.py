@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,12 @@ from tracker_core.session import PropagationJob
 Report = Callable[[object], None]
 Cancelled = Callable[[], bool]
 WorkFn = Callable[[Report, Cancelled], Any]
+_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    """Worker threads that are still running (tests assert none is left at teardown)."""
+    return [t for t in list(_THREADS) if t.isRunning()]
 
 
 class _Thread(QThread):
@@ -37,6 +44,7 @@ class _Thread(QThread):
         super().__init__()
         self._work = work
         self._cancel = cancel_event
+        _THREADS.add(self)
 
     def run(self) -> None:
         try:
