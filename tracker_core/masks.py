@@ -105,11 +105,11 @@ def _colours_to_ids(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, known
 
 
-def _grey_to_ids(grey: np.ndarray) -> np.ndarray:
+def _grey_to_ids(grey: np.ndarray, white: int = 255) -> np.ndarray:
     """Grey values are ids, except a binary black/white mask, which becomes {0, 1}.
 
-    Black/white means the only values are 0 and 255 (or 0 and 65535 for 16-bit images), with
-    white present.
+    Black/white means the only values are 0 and ``white`` (255 for 8-bit images, 65535 for
+    16-bit ones), with white present. A 16-bit mask holding 0 and 255 keeps id 255.
 
     Args:
         grey: ``(H, W)`` integer grey values.
@@ -117,9 +117,8 @@ def _grey_to_ids(grey: np.ndarray) -> np.ndarray:
     Returns:
         ``(H, W)`` ids (range checked later by :func:`validate_mask`).
     """
-    for white in (255, 65535):
-        if white in grey and np.isin(grey, (0, white)).all():
-            return (grey == white).astype(np.uint8)
+    if white in grey and np.isin(grey, (0, white)).all():
+        return (grey == white).astype(np.uint8)
     return grey
 
 
@@ -143,7 +142,7 @@ def _image_to_ids(image: Image.Image) -> np.ndarray:
     if mode in ("L", "LA"):
         return _grey_to_ids(np.asarray(image.getchannel("L")))
     if mode == "I" or mode.startswith("I;16"):
-        return _grey_to_ids(np.asarray(image).astype(np.int64))
+        return _grey_to_ids(np.asarray(image).astype(np.int64), white=65535)
     if mode == "F":
         return np.asarray(image)
     if mode in ("RGB", "RGBA"):

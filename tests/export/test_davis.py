@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tracker_core.export.davis as davis_module
 from tracker_core.errors import ExportError
 from tracker_core.export import export_davis, import_davis
 from tracker_core.labels import FrameLabels
@@ -135,10 +136,24 @@ def test_failed_first_export_leaves_no_files(tmp_path, labelled, frame_hw, no_sp
     assert list((tmp_path / "Annotations").iterdir()) == []
 
 
+def test_failed_atomic_exchange_keeps_previous_export(tmp_path, labelled, frame_hw, monkeypatch):
+    export_davis(tmp_path, [], 3, frame_hw, "bear")
+    before = _tree(tmp_path)
+
+    def exchange(a: Path, b: Path) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(b))
+
+    monkeypatch.setattr(davis_module, "_exchange", exchange)
+    with pytest.raises(ExportError, match="into place"):
+        export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
+    assert _tree(tmp_path) == before
+
+
 def test_failed_swap_keeps_previous_export(tmp_path, labelled, frame_hw, monkeypatch):
     export_davis(tmp_path, [], 3, frame_hw, "bear")
     before = _tree(tmp_path)
     real_rename = os.rename
+    monkeypatch.setattr(davis_module, "_exchange", lambda a, b: False)  # the fallback swap
 
     def rename(src: os.PathLike, dst: os.PathLike) -> None:
         if Path(src).name.endswith(".partial"):
@@ -150,6 +165,16 @@ def test_failed_swap_keeps_previous_export(tmp_path, labelled, frame_hw, monkeyp
         export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
 
     assert _tree(tmp_path) == before
+
+
+def test_interrupted_fallback_swap_is_recovered(tmp_path, labelled, frame_hw, monkeypatch):
+    export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
+    target = tmp_path / "Annotations" / "bear"
+    before = _tree(target)
+    os.rename(target, target.with_name(".bear.0123.old"))  # as a kill between renames leaves it
+    objects, frames = import_davis(target)
+    assert frames and _tree(target) == before
+    assert not list(target.parent.glob(".bear.*.old"))
 
 
 @pytest.mark.skipif(

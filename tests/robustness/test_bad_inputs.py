@@ -198,11 +198,6 @@ def test_uint16_mask_within_id_range_is_accepted(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mask, ids.astype(np.uint8))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="masks._grey_to_ids treats 0/255 as black/white at any bit depth: a 16-bit mask "
-    "holding only id 255 loads as id 1 (its docstring says 16-bit white is 65535)",
-)
 def test_uint16_mask_with_only_id_255_keeps_the_id(tmp_path: Path) -> None:
     path = tmp_path / "uint16 id 255.png"
     ids = np.zeros((H, W), np.uint16)

@@ -14,9 +14,12 @@ previous export untouched, so no half-written export is ever visible under the t
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -63,6 +66,7 @@ def export_davis(
     if num_frames < 0:
         raise ExportError(f"number of frames must be >= 0, got {num_frames}")
     target = Path(out_dir) / "Annotations" / video_name
+    recover_interrupted_swap(target)
     if target.exists() and not target.is_dir():
         raise ExportError("exists and is not a folder", target)
     staging = _make_staging_dir(target)
@@ -96,6 +100,7 @@ def import_davis(
             an unreadable mask or a size mismatch (the message names the file).
     """
     folder = Path(folder)
+    recover_interrupted_swap(folder)
     if not folder.is_dir():
         raise ExportError("not a folder of DAVIS masks", folder)
     files = _indexed_png_files(folder)
@@ -201,10 +206,55 @@ def _write_frame(staging: Path, target: Path, index: int, mask: np.ndarray) -> N
         raise ExportError(f"cannot write {name} ({_reason(exc)})", target) from exc
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the call is unavailable (other systems, old kernels, some filesystems).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def recover_interrupted_swap(target: Path) -> bool:
+    """Put back a previous export left aside by a swap that was killed midway (the fallback
+    two-rename swap on systems without an atomic exchange). Returns True if one was restored."""
+    if target.exists() or not target.parent.is_dir():
+        return False
+    backups = sorted(
+        target.parent.glob(f".{target.name}.*.old"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for backup in backups:
+        with contextlib.suppress(OSError):
+            os.rename(backup, target)
+            _fsync_dir(target.parent)
+            return True
+    return False
+
+
 def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename the complete staging folder to ``target``, replacing a previous export."""
+    """Rename the complete staging folder to ``target``, replacing a previous export.
+
+    Where the system can swap two folders atomically, ``target`` never disappears, even if the
+    process is killed mid-swap; elsewhere the previous export is renamed aside first.
+    """
     backup = None
     try:
+        if target.exists() and _exchange(staging, target):
+            shutil.rmtree(staging, ignore_errors=True)
+            _fsync_dir(target.parent)
+            return
         if target.exists():
             backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
             os.rename(target, backup)
