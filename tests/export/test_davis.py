@@ -172,7 +172,7 @@ def test_interrupted_fallback_swap_is_recovered(tmp_path, labelled, frame_hw, mo
     target = tmp_path / "Annotations" / "bear"
     before = _tree(target)
     os.rename(target, target.with_name(".bear.0123.old"))  # as a kill between renames leaves it
-    objects, frames = import_davis(target)
+    _, frames = import_davis(target)
     assert frames and _tree(target) == before
     assert not list(target.parent.glob(".bear.*.old"))
 
