@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
@@ -68,31 +69,25 @@ def color_table(
     return lut
 
 
-def mask_outline(mask: np.ndarray) -> np.ndarray:
-    """``(H, W) bool``: pixels of a labelled region that touch a pixel with another id."""
-    edge = np.zeros(mask.shape, bool)
-    edge[1:, :] |= mask[1:, :] != mask[:-1, :]
-    edge[:-1, :] |= mask[:-1, :] != mask[1:, :]
-    edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
-    edge[:, :-1] |= mask[:, :-1] != mask[:, 1:]
-    return edge & (mask > 0)
+def outline_ids(mask: np.ndarray) -> np.ndarray:
+    """``(H, W) uint8``: the ids of region borders only (about 2 px wide, on both sides of each
+    border, carrying the larger neighbouring id), 0 elsewhere."""
+    kernel = np.ones((3, 3), np.uint8)
+    grown = cv2.dilate(mask, kernel)
+    edge = grown != cv2.erode(mask, kernel)
+    return np.where(edge, grown, 0).astype(np.uint8)
 
 
-def overlay_rgba(mask: np.ndarray, lut: np.ndarray, outline: bool = False) -> np.ndarray:
-    """``(H, W) uint8`` ids -> ``(H, W, 4) uint8`` RGBA through ``lut``; with ``outline`` only
-    region borders are drawn (widened to 2 px so they stay visible when zoomed out)."""
-    rgba = lut[mask]
-    if outline:
-        edge = mask_outline(mask)
-        wide = edge.copy()
-        wide[1:, :] |= edge[:-1, :]
-        wide[:, 1:] |= edge[:, :-1]
-        ids = mask.copy()
-        ids[1:, :] = np.where(ids[1:, :] == 0, mask[:-1, :], ids[1:, :])
-        ids[:, 1:] = np.where(ids[:, 1:] == 0, ids[:, :-1], ids[:, 1:])
-        rgba = lut[ids]
-        rgba[~wide] = 0
-    return np.ascontiguousarray(rgba)
+def overlay_image(mask: np.ndarray, lut: np.ndarray, outline: bool = False) -> QImage:
+    """``(H, W) uint8`` ids -> an indexed QImage coloured through ``lut`` (``(256, 4)`` RGBA);
+    Qt maps the colours while drawing, so no full-size RGBA array is built per repaint."""
+    ids = np.ascontiguousarray(outline_ids(mask) if outline else mask)
+    h, w = ids.shape
+    image = QImage(ids.data, w, h, w, QImage.Format.Format_Indexed8).copy()
+    lut = lut.astype(np.uint32)
+    argb = (lut[:, 3] << 24) | (lut[:, 0] << 16) | (lut[:, 1] << 8) | lut[:, 2]
+    image.setColorTable([int(c) for c in argb])
+    return image
 
 
 def numpy_to_qimage(array: np.ndarray) -> QImage:
@@ -186,8 +181,8 @@ class Canvas(QGraphicsView):
         hidden = doc.session.hidden_objects
         if labels.mask is not None:
             lut = color_table(doc.project.objects, hidden)
-            rgba = overlay_rgba(labels.mask, lut, self._outline)
-            self._overlay_item.setPixmap(QPixmap.fromImage(numpy_to_qimage(rgba)))
+            image = overlay_image(labels.mask, lut, self._outline)
+            self._overlay_item.setPixmap(QPixmap.fromImage(image))
         else:
             self._overlay_item.setPixmap(QPixmap())
         self._keypoint_cache = {k: np.array(v) for k, v in labels.keypoints.items()}

@@ -469,12 +469,15 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_enabled()
 
-    def close_document(self) -> bool:
-        """Ask to save a modified document, stop its jobs and close it; False = user cancelled."""
+    def close_document(self, ask: bool = True) -> bool:
+        """Ask to save a modified document, stop its jobs and close it; False = user cancelled.
+        With ``ask=False`` unsaved changes are discarded without a question."""
         doc = self.doc
         if doc is None:
             return True
-        if doc.project.modified:
+        if doc.project.modified and not ask:
+            doc.remove_autosave()
+        elif doc.project.modified:
             answer = QMessageBox.question(
                 self,
                 "Save changes?",

@@ -1,0 +1,121 @@
+"""GUI responsiveness during propagation: the longest the Qt event loop goes without running.
+
+Opens the main window on a clip (default: the bundled bear sample with its frame-0 mask),
+starts a 10 ms QTimer that records the gap between its ticks, propagates forward from frame 0
+on the worker thread (the view follows the newest frame, as in normal use), cancels after
+``--frames`` frames, and reports the
+largest and 99th-percentile gaps, and the propagation speed. Optionally saves a screenshot of
+the window afterwards (``--screenshot docs/screenshot.png``; use xvfb for real fonts).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_responsiveness.py --frames 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=15, help="frames to propagate")
+    parser.add_argument("--model", default=None, help="checkpoint path or 'lab' (default: bundled)")
+    parser.add_argument("--screenshot", type=Path, help="save the window as PNG afterwards")
+    parser.add_argument("--show-frame", type=int, default=None, help="frame shown in screenshot")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    sys.path.insert(0, str(ROOT))
+    from PySide6.QtCore import QSettings, QTimer
+
+    from app.__main__ import make_application
+    from app.document import SAMPLE_CLIP
+    from app.main_window import MainWindow
+    from tracker_core.encoder import load_encoder
+
+    app = make_application([])
+    scratch = Path(tempfile.mkdtemp(prefix="trackpaint-bench-"))
+    settings = QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(
+        load_encoder(args.model), scratch_dir=scratch, autosave_ms=3_600_000, settings=settings
+    )
+    window.resize(1600, 1000)
+    window.show()
+    if not window.open_sample(SAMPLE_CLIP):
+        return 1
+    doc = window.doc
+    assert doc is not None
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    started = time.perf_counter()
+    timer.start()
+    job = window.propagate("forward")
+    assert job is not None
+    # stop after --frames frames: Cancel keeps what is done, exactly as the button does
+    job.progressed.connect(lambda p: window.runner.cancel() if p.done >= args.frames else None)
+    result: dict[str, object] = {}
+
+    def finish() -> None:
+        if window.runner.busy:
+            return
+        poll.stop()
+        timer.stop()
+        ms = sorted(1000 * g for g in gaps[1:])
+        result.update(
+            frames=int((doc.project.states() == 2).sum()),
+            wall_s=round(time.perf_counter() - started, 2),
+            ms_per_frame=round(doc.session.last_ms_per_frame or float("nan"), 1),
+            model=window.encoder.name,
+            timer_ticks=len(ms),
+            max_stall_ms=round(ms[-1], 1) if ms else None,
+            p99_stall_ms=round(ms[int(0.99 * (len(ms) - 1))], 1) if ms else None,
+            frame_size=f"{doc.project.width}x{doc.project.height}",
+        )
+        if args.screenshot is not None:
+            doc.set_frame(args.show_frame if args.show_frame is not None else args.frames)
+            QTimer.singleShot(300, save_screenshot)
+        else:
+            QTimer.singleShot(0, quit_app)
+
+    def save_screenshot() -> None:
+        window.timeline.refresh()
+        app.processEvents()
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(args.screenshot))
+        quit_app()
+
+    def quit_app() -> None:
+        window.close_document(ask=False)
+        window.close()
+        app.quit()
+
+    poll = QTimer()
+    poll.setInterval(100)
+    poll.timeout.connect(finish)
+    poll.start()
+    app.exec()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

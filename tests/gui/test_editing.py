@@ -1,0 +1,202 @@
+"""Canvas tools, keypoints, the objects panel, the timeline and the shortcut table."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+
+from app.actions import ACTIONS, build_actions, shortcut_rows
+from app.canvas import color_table, outline_ids, overlay_image
+from app.dialogs import ShortcutsDialog
+from app.main_window import MainWindow
+from tests.gui.helpers import click, drag
+from tracker_core.labels import ObjectSpec
+from tracker_core.project import FrameState
+
+
+def test_keypoints_place_drag_delete_and_toggle_visibility(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    spec = window.objects_panel.add_keypoint_object("animal", ("nose", "tail"))
+    assert window.objects_panel.points.count() == 2
+    window.set_tool("keypoints")
+    click(qtbot, window, 10, 12)
+    assert window.doc.active_point == 1  # moves on to the next unplaced point
+    click(qtbot, window, 40, 30)
+    pts = window.doc.project.labels(0).keypoints[spec.id]
+    np.testing.assert_allclose(pts[:, :2], [[10, 12], [40, 30]], atol=1.0)
+    assert (pts[:, 2] == 1).all()
+    assert window.doc.project.state(0) == FrameState.PAINTED
+
+    drag(qtbot, window, [(10, 12), (20, 16), (30, 20)])  # drag nose
+    pts = window.doc.project.labels(0).keypoints[spec.id]
+    np.testing.assert_allclose(pts[0, :2], [30, 20], atol=1.0)
+
+    click(qtbot, window, 30, 20, modifier=Qt.KeyboardModifier.ShiftModifier)  # occluded
+    assert window.doc.project.labels(0).keypoints[spec.id][0, 2] == 0
+    assert "occluded" in window.objects_panel.points.item(0).text()
+
+    click(qtbot, window, 40, 30, button=Qt.MouseButton.RightButton)  # delete tail
+    assert np.isnan(window.doc.project.labels(0).keypoints[spec.id][1, 0])
+    assert "not placed" in window.objects_panel.points.item(1).text()
+
+    # the panel's checkbox toggles visibility back on
+    window.objects_panel.points.item(0).setCheckState(Qt.CheckState.Checked)
+    assert window.doc.project.labels(0).keypoints[spec.id][0, 2] == 1
+
+    # the brush refuses a keypoint object with a hint instead of an exception
+    window.set_tool("brush")
+    click(qtbot, window, 50, 30)
+    assert "keypoint object" in window.statusBar().currentMessage()
+
+
+def test_objects_panel_add_rename_recolour_hide_remove(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    panel = window.objects_panel
+    a = panel.add_mask_object("cat")
+    b = panel.add_mask_object("dog")
+    assert panel.list.count() == 2 and window.doc.active_object.id == b.id
+    window.actions["object_1"].trigger()
+    assert window.doc.active_object.id == a.id
+    panel.rename_active("tabby")
+    panel.recolor_active((10, 200, 30))
+    assert window.doc.project.object(a.id).name == "tabby"
+    assert window.doc.project.object(a.id).color == (10, 200, 30)
+    assert "tabby" in panel.list.item(0).text()
+
+    window.doc.session.paint_stroke(0, a.id, [(20, 20)], 5)
+    panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert a.id in window.doc.session.hidden_objects
+    pixmap_alpha = window.canvas._overlay_item.pixmap().toImage().pixelColor(20, 20).alpha()
+    assert pixmap_alpha == 0  # hidden objects are not drawn
+    panel.list.item(0).setCheckState(Qt.CheckState.Checked)
+    assert window.canvas._overlay_item.pixmap().toImage().pixelColor(20, 20).alpha() == 255
+
+    panel.remove_active()
+    assert [o.name for o in window.doc.project.objects] == ["dog"]
+    assert window.doc.project.labels(0).mask[20, 20] == 0
+    window.actions["undo"].trigger()
+    assert [o.name for o in window.doc.project.objects] == ["tabby", "dog"]
+    assert window.doc.project.labels(0).mask[20, 20] == a.id
+    assert panel.list.count() == 2
+
+
+def test_brush_keys_fill_holes_and_pan_zoom(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    spec = window.objects_panel.add_mask_object("ring")
+    r0 = window.canvas.brush_radius
+    window.actions["brush_larger"].trigger()
+    assert window.canvas.brush_radius > r0
+    assert window.brush_spin.value() == round(window.canvas.brush_radius)
+    window.actions["brush_smaller"].trigger()
+    window.actions["brush_smaller"].trigger()
+    assert window.canvas.brush_radius < r0
+
+    ring = np.zeros((64, 96), np.uint8)
+    ring[10:40, 10:40] = spec.id
+    ring[20:30, 20:30] = 0
+    window.doc.session.set_mask(0, ring)
+    window.actions["fill_holes"].trigger()
+    assert window.doc.project.labels(0).mask[25, 25] == spec.id
+
+    # eraser removes only under the brush
+    window.set_tool("eraser")
+    window.canvas.set_brush_radius(2)
+    drag(qtbot, window, [(15, 15), (16, 15)])
+    mask = window.doc.project.labels(0).mask
+    assert mask[15, 15] == 0 and mask[35, 35] == spec.id
+
+    # zoom keeps the point under the cursor roughly fixed; middle-drag pans
+    window.canvas.zoom(4.0)
+    scale = window.canvas.transform().m11()
+    before = window.canvas.horizontalScrollBar().value()
+    viewport = window.canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(200, 200))
+    qtbot.mouseMove(viewport, QPoint(150, 200))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(150, 200))
+    assert window.canvas.horizontalScrollBar().value() == before + 50
+    assert window.canvas.transform().m11() == scale
+    assert window.doc.project.labels(0).mask[35, 35] == spec.id  # panning painted nothing
+
+
+def test_timeline_strip_click_and_navigation_actions(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    strip = window.timeline.strip
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(round(strip.cell_center(7)), 5))
+    assert window.doc.frame == 7
+    window.actions["next_frame"].trigger()
+    assert window.doc.frame == 8 and window.timeline.slider.value() == 8
+    window.actions["back_10"].trigger()
+    assert window.doc.frame == 0
+    window.actions["last_frame"].trigger()
+    assert window.doc.frame == 11
+    window.timeline.slider.setValue(4)
+    assert window.doc.frame == 4
+    assert "frame 4 / 11" in window.status.frame.text()
+
+
+def test_next_uncertain_frame_jumps_to_low_confidence(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    window.objects_panel.add_mask_object("x")
+    window.doc.session.paint_stroke(0, 1, [(30, 30)], 6)
+    window.actions["propagate_forward"].trigger()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
+    conf = window.doc.project.confidences()
+    expected = window.doc.session.next_uncertain_frame(0)
+    window.doc.set_frame(0)
+    window.actions["next_uncertain"].trigger()
+    if expected is None:
+        assert window.doc.frame == 0
+        assert "No uncertain" in window.statusBar().currentMessage()
+    else:
+        assert window.doc.frame == expected and conf[expected] < 0.5
+
+
+def test_shortcuts_dialog_lists_the_action_table(qtbot, window: MainWindow) -> None:
+    dialog = ShortcutsDialog(window)
+    qtbot.addWidget(dialog)
+    rows = shortcut_rows()
+    texts = {dialog.table.item(r, 2).text() for r in range(dialog.table.rowCount())}
+    for needed in ("F", "Shift+F", "Ctrl+Z", "Space", "N", "B", "E", "P", "K", "[", "]"):
+        assert any(needed in t.split(", ") for t in texts), needed
+    assert dialog.table.rowCount() >= len(rows)
+    keyed = [spec.key for spec in ACTIONS if spec.shortcuts]
+    assert len(rows) == len(keyed)
+    all_shortcuts = [s for spec in ACTIONS for s in spec.shortcuts]
+    assert len(all_shortcuts) == len(set(all_shortcuts)), "a shortcut is bound twice"
+
+
+def test_build_actions_requires_every_handler(window: MainWindow) -> None:
+    try:
+        build_actions(window, {"open": lambda: None})
+    except KeyError as exc:
+        assert "save" in str(exc)
+    else:
+        raise AssertionError("missing handlers were accepted")
+
+
+def test_keyboard_shortcut_reaches_the_action(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    window.activateWindow()
+    window.canvas.setFocus()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
+    assert window.doc.frame == 1
+    qtbot.keyClick(window.canvas, Qt.Key.Key_E)
+    assert window.canvas.tool == "eraser"
+    qtbot.keyClick(window.canvas, Qt.Key.Key_BracketRight)
+    assert window.canvas.brush_radius > 12
+
+
+def test_overlay_rendering_helpers() -> None:
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 2
+    spec = ObjectSpec(2, "a", (10, 20, 30))
+    image = overlay_image(mask, color_table([spec]))
+    assert image.pixelColor(3, 3).getRgb() == (10, 20, 30, 255)
+    assert image.pixelColor(0, 0).alpha() == 0
+    edge = outline_ids(mask)
+    assert edge[2, 2] == 2 and edge[1, 1] == 2 and edge[4, 4] == 0 and edge[0, 0] == 0
+    outlined = overlay_image(mask, color_table([spec]), outline=True)
+    assert outlined.pixelColor(2, 2).alpha() == 255 and outlined.pixelColor(4, 4).alpha() == 0
+    hidden = overlay_image(mask, color_table([spec], hidden={2}))
+    assert hidden.pixelColor(3, 3).alpha() == 0
