@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-delay", type=float, default=0.4, help="seconds after ready")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
+    parser.add_argument("--stop-on-failure", action="store_true", help="stop at the first one")
     args = parser.parse_args(argv)
 
     import random
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             phases[result.phase] += 1
             failures += [f"kill {i} ({result.phase}): {p}" for p in result.problems]
             last = result
+            if result.problems and args.stop_on_failure:
+                break
         seconds = time.perf_counter() - t0
 
     print(f"| kills | failed checks | wall time | kill landed in ({', '.join(sorted(phases))}) |")

@@ -255,7 +255,10 @@ def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
     elif starts:
         result.problems.append("the project file is gone")
     autosave = autosave_path_for(project)
-    must_autosave = position["autosave"] > position["save"]
+    # a reported autosave must survive unless a later save (reported or not) superseded it
+    must_autosave = position["autosave"] > position["save"] and (
+        result.project_edit is None or result.project_edit < last["autosave"]
+    )
     if autosave.exists():
         low = last["autosave"] if must_autosave else 0
         result.autosave_edit = _check_project(project, True, low, begun, result.problems)
@@ -271,7 +274,12 @@ def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
         result.coco_edit = _check_coco(coco, last["coco"], begun, result.problems)
     elif last["coco"]:
         result.problems.append(f"COCO export of edit {last['coco']} is gone")
-    hidden = [p for p in workdir.rglob(".*")]
+    if result.problems:
+        tail = " | ".join(f"{w} {k}" for w, k in log[-8:])
+        listing = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
+        result.problems.append(f"log tail: {tail}")
+        result.problems.append(f"files: {[f for f in listing if not f.startswith('scratch')]}")
+    hidden = list(workdir.rglob(".*"))
     result.hidden_leftovers = len(hidden) + sum(1 for _ in scratch.glob("trackpaint-*"))
     return result
 
