@@ -139,7 +139,12 @@ def decode_mask(data: bytes | None, height: int, width: int) -> np.ndarray:
     """PNG bytes (or None = background) -> ``(H, W) uint8`` mask; raises MaskError on bad data."""
     if data is None:
         return np.zeros((height, width), np.uint8)
-    mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if not isinstance(data, bytes) or not data:
+        raise MaskError(f"stored mask is {type(data).__name__}, not PNG bytes")
+    try:
+        mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise MaskError("stored mask cannot be decoded") from exc
     if mask is None or mask.shape != (height, width) or mask.dtype != np.uint8:
         raise MaskError(f"stored mask is not a {height}x{width} 8-bit PNG")
     return mask
@@ -444,6 +449,12 @@ class Project:
                 raise ProjectError(f"frame {idx} has a malformed row ({exc})", source) from exc
             if not set(ids) <= mask_ids_ok:
                 raise ProjectError(f"frame {idx} holds ids {ids} that are not mask objects", source)
+            if not (conf is None or isinstance(conf, (int, float))) or not (
+                src is None or (isinstance(src, int) and 0 <= src < n)
+            ):
+                raise ProjectError(
+                    f"frame {idx} has a malformed row (confidence {conf!r}, source {src!r})", source
+                )
             self._meta.states[idx] = st
             self._meta.confidences[idx] = math.nan if conf is None else conf
             self._meta.sources[idx] = -1 if src is None else src
@@ -638,7 +649,7 @@ class Project:
                 labels = self._complete(
                     decode_mask(mask_png, self.height, self.width), decode_keypoints(kp_text)
                 )
-            except (MaskError, ValueError) as exc:
+            except (MaskError, ValueError, TypeError) as exc:
                 raise ProjectError(f"frame {index} is stored corrupt ({exc})", self._path) from exc
             self._remember(index, labels)
             return labels

@@ -1,0 +1,99 @@
+"""Fast fuzzing of the loaders (few examples each; ``benchmarks/fuzz_loaders.py`` runs long),
+plus the concrete inputs earlier fuzzing found, as regression tests.
+
+Acceptable outcomes: success or the loader's TrackpaintError subclass (see ``fuzz_targets``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.robustness.fuzz_targets import (
+    TARGETS,
+    in_fresh_dir,
+    seed_project,
+    target_project_edits,
+)
+from tracker_core.errors import ProjectError
+from tracker_core.project import Project
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+_FAST = settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _fuzz(name: str) -> None:
+    target, strategy = TARGETS[name]
+
+    @_FAST
+    @given(strategy())
+    def run(value: Any) -> None:
+        in_fresh_dir(target, value)
+
+    run()
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_loader_fuzz_fast(name: str) -> None:
+    _fuzz(name)
+
+
+# Hand-edited project rows found by fuzzing: each used to escape as ValueError, OverflowError,
+# TypeError or cv2.error instead of a ProjectError naming the file.
+FOUND = {
+    "confidence text": ("UPDATE frames SET confidence='abc' WHERE idx=1", "open"),
+    "source text": ("UPDATE frames SET source='x' WHERE idx=1", "open"),
+    "source overflow": ("UPDATE frames SET source=1099511627776 WHERE idx=1", "open"),
+    "source out of range": ("UPDATE frames SET source=999 WHERE idx=1", "open"),
+    "mask empty blob": ("UPDATE frames SET mask=x'' WHERE idx=1", "labels"),
+    "mask is a number": ("UPDATE frames SET mask=3.5 WHERE idx=1", "labels"),
+    "mask is text": ("UPDATE frames SET mask='text' WHERE idx=1", "labels"),
+    "keypoint rows not a list": (
+        """UPDATE frames SET keypoints='{"2": 3}' WHERE idx=1""",
+        "labels",
+    ),
+    "keypoint row not a list": (
+        """UPDATE frames SET keypoints='{"2": [1, 2, 3]}' WHERE idx=1""",
+        "labels",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_hand_edited_rows_found_by_fuzzing(tmp_path: Path, case: str) -> None:
+    sql, where = FOUND[case]
+    path = tmp_path / "edited.trackpaint"
+    path.write_bytes(seed_project())
+    with sqlite3.connect(path) as db:
+        db.execute(sql)
+    db.close()
+    with pytest.raises(ProjectError) as info:
+        with Project.open(path) as project:
+            assert where == "labels", "the broken row must be refused when opening"
+            project.labels(1)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    assert ("frame 1" in message) or where == "open"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=MemoryError,
+    reason="Project.open trusts meta num_frames/height/width: a hand-edited num_frames of 1e11 "
+    "makes it allocate (N,) arrays (MemoryError; 1e9 would take ~10 GB) instead of refusing",
+)
+def test_implausible_frame_count_is_refused(tmp_path: Path) -> None:
+    in_fresh_dir(
+        target_project_edits,
+        [("UPDATE meta SET value=? WHERE key=?", ("99999999999", "num_frames"))],
+    )
