@@ -161,9 +161,10 @@ def heatmaps_to_keypoints(
 ) -> np.ndarray:
     """(P, h, w) heatmaps -> (P, 3) float32 (x, y, visible) in pixels; weighted mean of top-3 cells.
 
-    A point stays visible while its heatmap keeps at least ``visible_threshold`` of the mass of a
-    freshly rendered Gaussian (copying through the affinity roughly preserves mass; occlusion
-    and loss spread or drop it). Invisible points get a NaN position.
+    A point is visible while its heatmap keeps at least ``visible_threshold`` of the mass of a
+    freshly rendered Gaussian (copying through the affinity roughly preserves mass; occlusion and
+    loss spread or drop it). A weaker point keeps its best-guess position with visible = 0 (COCO's
+    "labelled, not visible"); a point with no heat at all is unplaced (NaN).
     """
     p, _, w = maps.shape
     out = np.full((p, 3), np.nan, np.float32)
@@ -173,14 +174,15 @@ def heatmaps_to_keypoints(
     mass = flat.clamp(min=0).sum(dim=1)
     full = gaussian_mass(sigma)
     for k in range(p):
-        if float(mass[k]) < visible_threshold * full or float(vals[k, 0]) <= 0:
+        if float(vals[k, 0]) <= 1e-4:
             continue
         wts = vals[k].clamp(min=0) + 1e-8
         gy = (idx[k] // w).float()
         gx = (idx[k] % w).float()
         cy = float((wts * gy).sum() / wts.sum())
         cx = float((wts * gx).sum() / wts.sum())
-        out[k] = ((cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5, 1.0)
+        visible = float(mass[k]) >= visible_threshold * full
+        out[k] = ((cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5, float(visible))
     return out
 
 
@@ -377,11 +379,14 @@ def propagate(
         feats = encoder.encode(frame)
         soft = local_affinity_copy(feats, [*long_term, *recent], cfg.topk, cfg.temperature)
         labels = decode_labels(soft, layout, frame_hw, s, cfg.keypoint_visible_threshold, sigma)
-        # Feed back: soft mask labels; keypoints re-rendered sharp at their decoded position.
+        # Feed back soft labels; visible keypoints are re-rendered sharp at their decoded position
+        # (against blur drift), weak ones keep their soft heat so they can recover.
         feedback = soft.clone()
         m = layout.num_mask_channels
         if layout.keypoints:
-            feedback[m:] = encode_labels(labels, layout, frame_hw, s, sigma)[m:]
+            sharp = encode_labels(labels, layout, frame_hw, s, sigma)[m:]
+            seen = sharp.flatten(1).amax(dim=1) > 0
+            feedback[m:][seen] = sharp[seen]
         recent.append(reference(feats, feedback, cfg.radius))
         conf = mask_confidence(soft[: layout.num_mask_channels])
         yield PropagatedFrame(idx, labels, conf, time.perf_counter() - t0, soft)
