@@ -32,6 +32,26 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def worst(gaps: list[float], k: int) -> list[int]:
+    """Indices (into ``gaps``, offset by the skipped first tick) of the ``k`` longest gaps."""
+    return [i + 1 for i in sorted(range(len(gaps)), key=gaps.__getitem__)[-k:]]
+
+
+def save_png(image, path: Path) -> None:  # image: QImage
+    """Save a screenshot as a 256-colour PNG (keeps docs/screenshot.png small)."""
+    import io
+
+    from PIL import Image
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    rgb = Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+    small = rgb.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
 def main() -> int:
     args = parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -89,6 +109,7 @@ def main() -> int:
             max_stall_ms=round(ms[-1], 1) if ms else None,
             p99_stall_ms=round(ms[int(0.99 * (len(ms) - 1))], 1) if ms else None,
             frame_size=f"{doc.project.width}x{doc.project.height}",
+            worst_ticks_s=[round(sum(gaps[: i + 1]), 2) for i in worst(gaps[1:], 3)],
         )
         if args.screenshot is not None:
             doc.set_frame(args.show_frame if args.show_frame is not None else args.frames)
@@ -98,9 +119,10 @@ def main() -> int:
 
     def save_screenshot() -> None:
         window.timeline.refresh()
+        window.statusBar().clearMessage()
         app.processEvents()
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        window.grab().save(str(args.screenshot))
+        save_png(window.grab().toImage(), args.screenshot)
         quit_app()
 
     def quit_app() -> None:
