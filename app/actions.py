@@ -113,6 +113,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # Model
     ActionSpec("load_model", "&Load model checkpoint…", "Model"),
     ActionSpec("use_lab", "Use the colour (Lab) encoder", "Model"),
+    ActionSpec(
+        "adapt",
+        "&Adapt model to this video…",
+        "Model",
+        tip="Fine-tune the learned model on this video without labels (test-time adaptation)",
+        separator_before=True,
+    ),
     # Help
     ActionSpec("shortcuts", "&Shortcuts", "Help", ("F1",)),
     ActionSpec("about", "&About Trackpaint", "Help"),

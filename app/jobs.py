@@ -6,7 +6,8 @@ the cancel flag. The GUI thread never iterates, never calls ``processEvents`` an
 except in :meth:`JobRunner.shutdown`, which cancels and joins every thread when the window closes.
 
 :func:`propagation_work` adapts a :class:`~tracker_core.session.PropagationJob` (a generator the
-worker iterates; ``job.close()`` is called on that same thread, ``job.cancel()`` from the GUI).
+worker iterates; ``job.close()`` is called on that same thread, ``job.cancel()`` from the GUI);
+:func:`adapt_work` runs test-time adaptation of a learned encoder on the open video.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ import threading
 import traceback
 import weakref
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
+from tracker_core.encoder import LearnedEncoder
 from tracker_core.errors import TrackpaintError
 from tracker_core.session import PropagationJob
+from tracker_core.video import VideoSource
+
+if TYPE_CHECKING:
+    from tracker_core.train.adapt import AdaptConfig
 
 Report = Callable[[object], None]
 Cancelled = Callable[[], bool]
@@ -185,5 +194,50 @@ def propagation_work(job: PropagationJob) -> WorkFn:
         finally:
             job.close()  # on the iterating thread, as the session requires
         return job.done
+
+    return work
+
+
+@dataclass(frozen=True)
+class AdaptProgress:
+    """One optimisation step of test-time adaptation."""
+
+    step: int
+    steps: int
+    loss: float
+
+
+def adapt_work(
+    encoder: LearnedEncoder, video_path: Path, steps: int, config: AdaptConfig
+) -> WorkFn:
+    """Work function fine-tuning a copy of ``encoder``'s network on the video (self-supervised,
+    :func:`tracker_core.train.adapt.adapt`). Returns the adapted encoder, or None when cancelled
+    (the model is then unchanged). Frames are read through a private VideoSource, at most
+    ``config.max_frames`` of them spread evenly over the video."""
+
+    def work(report: Report, cancelled: Cancelled) -> LearnedEncoder | None:
+        from tracker_core.train.adapt import adapt
+
+        with VideoSource.open(video_path) as video:
+            n = len(video)
+            picks = np.unique(np.linspace(0, n - 1, min(n, config.max_frames)).round())
+            frames = [video.frame(int(i)) for i in picks]
+        tuned = adapt(
+            encoder.net,
+            frames,
+            steps,
+            config=config,
+            device=encoder.device,
+            progress=lambda step, total, loss: report(AdaptProgress(step, total, float(loss))),
+            should_cancel=cancelled,
+        )
+        if tuned is encoder.net or cancelled():
+            return None
+        return LearnedEncoder(
+            tuned,
+            name=f"{encoder.name}+adapted",
+            lab_weight=encoder.lab_weight,
+            device=encoder.device,
+        )
 
     return work

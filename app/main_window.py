@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIc
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -28,14 +29,15 @@ from app.canvas import Canvas, Tool
 from app.dialogs import ExportDialog, ShortcutsDialog
 from app.document import SAMPLE_CLIP, Document, open_document
 from app.errors import guarded, show_error
-from app.jobs import Job, JobRunner, propagation_work
+from app.jobs import AdaptProgress, Job, JobRunner, adapt_work, propagation_work
 from app.objects_panel import ObjectsPanel
 from app.status import StatusPanel
 from app.timeline import Timeline
-from tracker_core.encoder import Encoder, LabEncoder, load_encoder
+from tracker_core.encoder import Encoder, LabEncoder, LearnedEncoder, load_encoder
 from tracker_core.errors import TrackpaintError
 from tracker_core.project import PROJECT_SUFFIX, FrameState
 from tracker_core.session import ChangeEvent, Direction, PropagationProgress
+from tracker_core.train.adapt import AdaptConfig
 from tracker_core.video import IMAGE_EXTENSIONS
 
 APP_NAME = "Trackpaint"
@@ -97,6 +99,8 @@ class MainWindow(QMainWindow):
         self._autosaved_at = 0
         self._last_follow = 0.0
         self._propagation_total = 0
+        self.adapt_config = AdaptConfig()
+        self.adapt_steps = 200
 
         self.canvas = Canvas()
         self.setCentralWidget(self.canvas)
@@ -235,6 +239,7 @@ class MainWindow(QMainWindow):
             "opacity_down": lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
             "load_model": self.ask_load_model,
             "use_lab": lambda: self.set_encoder(LabEncoder()),
+            "adapt": self.ask_adapt,
             "shortcuts": lambda: ShortcutsDialog(self).exec(),
             "about": self.about,
         }
@@ -398,6 +403,7 @@ class MainWindow(QMainWindow):
         if self.doc is not None:
             self.doc.session.encoder = encoder
         self.status.set_model(encoder.name)
+        self._update_enabled()
         self._show_message(f"Propagation now uses the model {encoder.name}")
 
     def ask_load_model(self) -> None:
@@ -406,6 +412,53 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.set_encoder(load_encoder(path))
+
+    def ask_adapt(self) -> None:
+        if not isinstance(self.encoder, LearnedEncoder):
+            self._show_message("Adaptation needs a learned model: Model → Load model checkpoint")
+            return
+        steps, ok = QInputDialog.getInt(
+            self,
+            "Adapt model to this video",
+            "Self-supervised fine-tuning steps (more = slower, usually better):",
+            self.adapt_steps,
+            1,
+            10_000,
+        )
+        if ok:
+            self.adapt_steps = steps
+            self.start_adaptation(steps)
+
+    def start_adaptation(self, steps: int) -> Job | None:
+        """Fine-tune the learned encoder on the open video in the background; when done,
+        propagation uses the adapted copy (Cancel keeps the current model)."""
+        doc, encoder = self.doc, self.encoder
+        if doc is None or not isinstance(encoder, LearnedEncoder):
+            return None
+        if self.runner.busy:
+            self._show_message("A job is running: wait for it or cancel it (Esc)")
+            return None
+        work = adapt_work(encoder, doc.project.video_path, steps, self.adapt_config)
+        worker = Job("Adapt model", work)
+        worker.progressed.connect(self._on_adapt_progress)
+        worker.succeeded.connect(self._on_adapt_done)
+        worker.failed.connect(lambda message, _d: show_error(self, message, "Adaptation failed"))
+        self.status.set_busy(True, steps)
+        self.runner.start(worker)
+        self._show_message(f"Adapting {encoder.name} to this video ({steps} steps)…")
+        return worker
+
+    def _on_adapt_progress(self, progress: AdaptProgress) -> None:
+        self.status.set_progress(progress.step, progress.steps)
+        self._show_message(
+            f"Adapting: step {progress.step} / {progress.steps}, loss {progress.loss:.3f}"
+        )
+
+    def _on_adapt_done(self, encoder: LearnedEncoder | None) -> None:
+        if encoder is None:
+            self._show_message("Adaptation cancelled; the model is unchanged")
+            return
+        self.set_encoder(encoder)
 
     # ---- files -------------------------------------------------------------------------------
 
@@ -646,6 +699,8 @@ class MainWindow(QMainWindow):
         self.actions["cancel_job"].setEnabled(True)
         for key in ("save", "save_as", "export", "next_uncertain", "fill_holes"):
             self.actions[key].setEnabled(has_doc)
+        learned = isinstance(self.encoder, LearnedEncoder)
+        self.actions["adapt"].setEnabled(has_doc and learned and not busy)
 
     def _on_brush_changed(self, radius: float) -> None:
         self.brush_spin.blockSignals(True)
