@@ -595,6 +595,11 @@ class Canvas(QGraphicsView):
             painter.setPen(QPen(QColor(255, 255, 255)))
             painter.drawText(centre + QPointF(r * 1.4, -r), spec.keypoint_names[i])
 
+    @property
+    def interacting(self) -> bool:
+        """A stroke, polygon or point drag is in progress (the frame should not change)."""
+        return self._painting or bool(self._polygon) or self._drag_point is not None
+
     # ---- test/automation helpers ------------------------------------------------------------
 
     def polygon_points(self) -> Sequence[tuple[float, float]]:

@@ -279,11 +279,20 @@ class MainWindow(QMainWindow):
 
     def _go_to(self, index: int) -> None:
         if self.doc is not None:
+            self._stop_following()
             self.doc.set_frame(index)
 
     def _step(self, delta: int) -> None:
         if self.doc is not None:
+            self._stop_following()
             self.doc.set_frame(self.doc.frame + delta)
+
+    def _stop_following(self) -> None:
+        """The user navigates during a propagation: stop jumping to the newest frame."""
+        follow = self.actions["follow"]
+        if self.runner.busy and follow.isChecked():
+            follow.setChecked(False)
+            self._show_message("Stopped following the propagation (Propagate → Follow)")
 
     def _jump_keyframe(self, direction: int) -> None:
         doc = self.doc
@@ -373,7 +382,8 @@ class MainWindow(QMainWindow):
         self.status.set_speed(progress.ms_per_frame)
         now = time.monotonic()
         follow = self.actions["follow"].isChecked()
-        if self.doc is not None and follow and now - self._last_follow >= FOLLOW_MS / 1000:
+        due = now - self._last_follow >= FOLLOW_MS / 1000
+        if self.doc is not None and follow and due and not self.canvas.interacting:
             self._last_follow = now
             self.doc.set_frame(progress.frame)
 

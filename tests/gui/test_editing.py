@@ -200,3 +200,32 @@ def test_overlay_rendering_helpers() -> None:
     assert outlined.pixelColor(2, 2).alpha() == 255 and outlined.pixelColor(4, 4).alpha() == 0
     hidden = overlay_image(mask, color_table([spec], hidden={2}))
     assert hidden.pixelColor(3, 3).alpha() == 0
+
+
+def test_play_advances_and_stops_at_the_end(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    window.doc.set_frame(8)
+    window.actions["play"].trigger()
+    assert window.actions["play"].isChecked()
+    qtbot.waitUntil(lambda: window.doc.frame == 11, timeout=5000)
+    qtbot.waitUntil(lambda: not window.actions["play"].isChecked(), timeout=5000)
+    assert not window.play_timer.isActive()
+
+
+def test_navigating_during_propagation_stops_following(qtbot, make_window, frame_folder) -> None:
+    from tests.gui.helpers import SlowLab, wait_idle
+
+    window = make_window(SlowLab())
+    folder, _frames, masks = frame_folder
+    assert window.open_path(folder)
+    window.objects_panel.add_mask_object("square")
+    window.doc.session.set_mask(0, masks[0])
+    window.propagate("forward")
+    qtbot.waitUntil(lambda: window.status.progress.value() >= 1, timeout=30_000)
+    window.actions["first_frame"].trigger()
+    assert not window.actions["follow"].isChecked()
+    # painting on the frame shown while the worker runs is allowed and lands as a keyframe
+    window.doc.session.paint_stroke(0, 1, [(5, 5)], 2)
+    wait_idle(qtbot, window)
+    assert window.doc.frame == 0
+    assert window.doc.project.state(0) == FrameState.PAINTED
