@@ -592,8 +592,11 @@ class Canvas(QGraphicsView):
             if vis <= 0:
                 painter.setPen(QPen(color, 1.5 * unit, Qt.PenStyle.DashLine))
                 painter.drawEllipse(centre, r * 1.6, r * 1.6)
+            label_pos = centre + QPointF(r * 1.4, -r)
+            painter.setPen(QPen(QColor(0, 0, 0)))  # a dark shadow keeps names readable
+            painter.drawText(label_pos + QPointF(unit, unit), spec.keypoint_names[i])
             painter.setPen(QPen(QColor(255, 255, 255)))
-            painter.drawText(centre + QPointF(r * 1.4, -r), spec.keypoint_names[i])
+            painter.drawText(label_pos, spec.keypoint_names[i])
 
     @property
     def interacting(self) -> bool:
