@@ -31,11 +31,20 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+MEMORY_CAP = 4 * 2**30  # bytes of address space per worker
 
 
 def worker(name: str, seconds: float, findings_dir: Path) -> dict[str, Any]:
-    """Fuzz one target for ``seconds``; return counts and findings (run in a child process)."""
+    """Fuzz one target for ``seconds``; return counts and findings (run in a child process).
+
+    The address space is capped at ``MEMORY_CAP`` so an input that makes a loader allocate
+    without bound fails fast with MemoryError (a finding) instead of exhausting the machine.
+    """
+    import resource
+
     from hypothesis import HealthCheck, given, settings
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
     from tests.robustness.fuzz_targets import TARGETS, in_fresh_dir
 

@@ -292,6 +292,8 @@ def _check_sqlite_header(path: Path) -> None:
         raise ProjectError("not a Trackpaint project (not an SQLite database)", path)
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise ProjectError("not a readable Trackpaint project (corrupt SQLite header)", path)
     page_count = int.from_bytes(header[28:32], "big")
     valid_count = header[24:28] == header[92:96] and page_count > 0
     if size % page_size != 0 or (valid_count and size < page_size * page_count):
@@ -416,7 +418,7 @@ class Project:
                 scratch_dir=scratch_dir,
                 _scratch_from=source,
             )
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise ProjectError(f"not a readable Trackpaint project ({exc})", source) from exc
         try:
             project._load_frame_meta(source)
@@ -435,7 +437,7 @@ class Project:
             rows = self._db.execute(
                 "SELECT idx, state, confidence, source, ids FROM frames"
             ).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise ProjectError(f"project database is corrupt ({exc})", source) from exc
         n = self._info.num_frames
         mask_ids_ok = {o.id for o in self._objects.values() if o.kind == "mask"}
@@ -641,15 +643,15 @@ class Project:
             if cached is not None:
                 self._cache.move_to_end(index)
                 return cached
-            row = self._db.execute(
-                "SELECT mask, keypoints FROM frames WHERE idx=?", (index,)
-            ).fetchone()
-            mask_png, kp_text = (None, None) if row is None else row
             try:
+                row = self._db.execute(
+                    "SELECT mask, keypoints FROM frames WHERE idx=?", (index,)
+                ).fetchone()
+                mask_png, kp_text = (None, None) if row is None else row
                 labels = self._complete(
                     decode_mask(mask_png, self.height, self.width), decode_keypoints(kp_text)
                 )
-            except (MaskError, ValueError, TypeError) as exc:
+            except (MaskError, ValueError, TypeError, sqlite3.DatabaseError) as exc:
                 raise ProjectError(f"frame {index} is stored corrupt ({exc})", self._path) from exc
             self._remember(index, labels)
             return labels

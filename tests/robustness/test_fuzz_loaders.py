@@ -49,7 +49,7 @@ def test_loader_fuzz_fast(name: str) -> None:
 
 
 # Hand-edited project rows found by fuzzing: each used to escape as ValueError, OverflowError,
-# TypeError or cv2.error instead of a ProjectError naming the file.
+# TypeError, sqlite3.OperationalError or cv2.error instead of a ProjectError naming the file.
 FOUND = {
     "confidence text": ("UPDATE frames SET confidence='abc' WHERE idx=1", "open"),
     "source text": ("UPDATE frames SET source='x' WHERE idx=1", "open"),
@@ -60,6 +60,10 @@ FOUND = {
     "mask is text": ("UPDATE frames SET mask='text' WHERE idx=1", "labels"),
     "keypoint rows not a list": (
         """UPDATE frames SET keypoints='{"2": 3}' WHERE idx=1""",
+        "labels",
+    ),
+    "keypoints not UTF-8": (
+        "UPDATE frames SET keypoints=CAST(x'7bd5ff7d' AS TEXT) WHERE idx=1",
         "labels",
     ),
     "keypoint row not a list": (
@@ -86,11 +90,24 @@ def test_hand_edited_rows_found_by_fuzzing(tmp_path: Path, case: str) -> None:
     assert ("frame 1" in message) or where == "open"
 
 
+@pytest.mark.parametrize("page_size", [b"\x00\x00", b"\x00\x03", b"\x03\x00"])
+def test_corrupt_sqlite_page_size_is_a_project_error(tmp_path: Path, page_size: bytes) -> None:
+    """Found by fuzzing: a zero page size in the header raised ZeroDivisionError."""
+    data = bytearray(seed_project())
+    data[16:18] = page_size
+    path = tmp_path / "header.trackpaint"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ProjectError, match="corrupt SQLite header") as info:
+        Project.open(path)
+    assert str(path) in str(info.value)
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=MemoryError,
     reason="Project.open trusts meta num_frames/height/width: a hand-edited num_frames of 1e11 "
-    "makes it allocate (N,) arrays (MemoryError; 1e9 would take ~10 GB) instead of refusing",
+    "makes it allocate (N,) arrays (MemoryError); the fuzzer's 1,068,186,891 grew a worker "
+    "to 16 GB",
 )
 def test_implausible_frame_count_is_refused(tmp_path: Path) -> None:
     in_fresh_dir(
