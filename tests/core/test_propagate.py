@@ -140,3 +140,16 @@ def test_propagate_rejects_missing_start_labels_and_bad_config():
         next(propagate(frames.__getitem__, 1, 3, {0: FrameLabels(mask=masks[0])}, {}, LabEncoder()))
     with pytest.raises(ValueError):
         PropagationConfig(temperature=0)
+
+
+def test_guided_refinement_snaps_a_coarse_boundary_to_the_image_edge():
+    h, w, stride = 32, 64, 8
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, 27:] = 255  # the true object edge is at column 27, inside a grid cell
+    truth = np.zeros((h, w), np.uint8)
+    truth[:, 27:] = 1
+    soft = mask_to_soft(truth, (1,), grid_size(h, w, stride))
+    coarse = soft_to_mask(soft, (1,), (h, w), stride)
+    refined = soft_to_mask(soft, (1,), (h, w), stride, frame=frame, refine_radius=4)
+    assert jaccard(refined > 0, truth > 0) > jaccard(coarse > 0, truth > 0)
+    assert jaccard(refined > 0, truth > 0) > 0.97
