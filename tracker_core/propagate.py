@@ -329,19 +329,30 @@ def local_affinity_copy(
 # --------------------------------------------------------------------------- the loop
 
 
-def mask_confidence(soft_mask: torch.Tensor) -> float:
-    """Confidence of a mask prediction in [0, 1].
+def mask_confidence(soft_mask: torch.Tensor, start_area: torch.Tensor | None = None) -> float:
+    """Confidence of a mask prediction in [0, 1] (higher = surer).
 
-    (K, h, w) soft mask labels -> mean top-class probability over cells near any object (where an
-    object's probability exceeds 0.05); 1.0 when no object is present anywhere.
+    soft_mask: (K, h, w) soft labels (channel 0 = background); start_area: (K-1,) per-object
+    area (in cells) on the frame propagation started from. The score is the sharpness of the
+    labels near any object (mean of ``2 * (top probability - 0.5)`` where an object's probability
+    exceeds 0.05), times a penalty for every object that shrank below a quarter of its start
+    area (``area / (0.25 * start_area)``): a vanishing object is the classic silent failure.
+    1.0 when no object is present anywhere and none was at the start.
     """
     if soft_mask.shape[0] < 2:
         return 1.0
+    area = soft_mask[1:].flatten(1).sum(dim=1)
+    penalty = 1.0
+    if start_area is not None:
+        present = start_area > 0.5
+        if bool(present.any()):
+            ratio = (area[present] / (0.25 * start_area[present])).clamp(max=1.0)
+            penalty = float(ratio.min())
     near = soft_mask[1:].max(dim=0).values > 0.05
     if not bool(near.any()):
-        return 1.0
+        return 1.0 * penalty
     top = soft_mask.max(dim=0).values
-    return float(((top[near] - 0.5).clamp(min=0) * 2).mean())
+    return float(((top[near] - 0.5).clamp(min=0) * 2).mean()) * penalty
 
 
 def layout_for(
@@ -419,7 +430,9 @@ def propagate(
         for k in _nearest_keyframes(references, start, cfg.n_keyframes)
     ]
     recent: deque[Reference] = deque(maxlen=cfg.n_recent)
-    recent.append(reference(first_feats, labels_of(start), cfg.radius))
+    start_labels = labels_of(start)
+    start_area = start_labels[1 : layout.num_mask_channels].flatten(1).sum(dim=1)
+    recent.append(reference(first_feats, start_labels, cfg.radius))
     for idx in range(start + step, stop, step):
         frame = frames(idx)
         if frame.shape[:2] != frame_hw:
@@ -447,5 +460,5 @@ def propagate(
             seen = sharp.flatten(1).amax(dim=1) > 0
             feedback[m:][seen] = sharp[seen]
         recent.append(reference(feats, feedback, cfg.radius))
-        conf = mask_confidence(soft[: layout.num_mask_channels])
+        conf = mask_confidence(soft[: layout.num_mask_channels], start_area)
         yield PropagatedFrame(idx, labels, conf, time.perf_counter() - t0, soft)

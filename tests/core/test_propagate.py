@@ -153,3 +153,17 @@ def test_guided_refinement_snaps_a_coarse_boundary_to_the_image_edge():
     refined = soft_to_mask(soft, (1,), (h, w), stride, frame=frame, refine_radius=4)
     assert jaccard(refined > 0, truth > 0) > jaccard(coarse > 0, truth > 0)
     assert jaccard(refined > 0, truth > 0) > 0.97
+
+
+def test_confidence_drops_when_an_object_vanishes():
+    start = torch.zeros(2, 8, 8)
+    start[0] = 1
+    start[:, 2:6, 2:6] = torch.tensor([0.0, 1.0])[:, None, None]  # 16 cells of object
+    start_area = start[1:].flatten(1).sum(dim=1)
+    lost = torch.zeros(2, 8, 8)
+    lost[0] = 1
+    shrunk = lost.clone()
+    shrunk[:, 3:4, 3:5] = torch.tensor([0.0, 1.0])[:, None, None]  # 2 cells: 1/8 of the start
+    assert mask_confidence(start, start_area) > 0.95
+    assert mask_confidence(lost, start_area) == 0.0
+    assert mask_confidence(shrunk, start_area) == pytest.approx(0.5)
