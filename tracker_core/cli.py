@@ -124,7 +124,7 @@ def run_eval(args: argparse.Namespace) -> int:
     root = Path(args.davis_root)
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
     print(f"encoder {encoder.name} | {cfg}")
-    result = evaluate_davis(root, encoder, cfg, seqs, args.corrections, report=print)
+    result = evaluate_davis(root, encoder, cfg, seqs, args.corrections, print, args.pick)
     print(
         f"{'mean':20s} J {100 * result.j:5.1f}  F {100 * result.f:5.1f}  "
         f"J&F {100 * result.jf:5.1f}  {result.ms_per_frame:6.1f} ms/frame"
@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("davis_root")
     p.add_argument("--sequences", default="", help="comma-separated names (default: all)")
     p.add_argument("--corrections", type=int, default=0, help="simulated annotator rounds")
+    p.add_argument(
+        "--pick",
+        choices=("oracle", "confidence"),
+        default="oracle",
+        help="which frame the simulated annotator corrects: worst J, or least confident",
+    )
     add_protocol_args(p)
     p.set_defaults(func=run_eval)
 

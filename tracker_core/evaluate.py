@@ -184,15 +184,21 @@ def propagate_with_corrections(
     encoder: Encoder,
     config: PropagationConfig,
     corrections: int = 0,
+    pick: str = "oracle",
 ) -> Iterator[tuple[list[np.ndarray], float, set[int]]]:
-    """Propagate from frame 0's ground truth; then repeatedly replace the worst-J frame with ground
-    truth and resume forward from it up to the next corrected frame.
+    """Propagate from frame 0's ground truth; then repeatedly replace one frame with ground truth
+    and resume forward from it up to the next corrected frame.
 
-    Yields (predicted masks, ms per propagated frame, keyframes) after the first run and after
-    each correction round.
+    ``pick="oracle"`` corrects the worst-J frame (an annotator who inspects every frame);
+    ``pick="confidence"`` corrects the least-confident frame, using only what the tool shows
+    (its "next uncertain frame"). Yields (predicted masks, ms per propagated frame, keyframes)
+    after the first run and after each correction round.
     """
+    if pick not in ("oracle", "confidence"):
+        raise ValueError(f"pick must be 'oracle' or 'confidence', got {pick!r}")
     n = len(gts)
     preds: list[np.ndarray] = [gts[0].copy()] + [np.zeros_like(gts[0]) for _ in range(n - 1)]
+    confidence = np.ones(n)
     keyframes = {0}
     seconds, count = 0.0, 0
 
@@ -203,6 +209,7 @@ def propagate_with_corrections(
         refs = {k: FrameLabels(mask=gts[k]) for k in keyframes}
         for out in propagate(frames, start, stop, refs, {}, encoder, config):
             preds[out.index] = out.labels.mask
+            confidence[out.index] = out.confidence
             seconds += out.seconds
             count += 1
 
@@ -228,6 +235,7 @@ def evaluate_davis(
     sequences: Sequence[str] | None = None,
     corrections: int = 0,
     report: Callable[[str], None] | None = None,
+    pick: str = "oracle",
 ) -> EvalResult:
     """Propagate every sequence from its frame-0 ground truth and score it.
 
@@ -243,7 +251,9 @@ def evaluate_davis(
             if len(video) != len(gts):
                 raise ValueError(f"{name}: {len(video)} frames but {len(gts)} annotations")
             t0 = time.perf_counter()
-            rounds = list(propagate_with_corrections(video.frame, gts, encoder, cfg, corrections))
+            rounds = list(
+                propagate_with_corrections(video.frame, gts, encoder, cfg, corrections, pick)
+            )
             wall = time.perf_counter() - t0
         scores = [score_sequence(name, preds, gts, ms) for preds, ms, _ in rounds]
         for r, sc in enumerate(scores):

@@ -95,7 +95,8 @@ def test_unwritable_output_and_missing_video_fail_cleanly(clip, tmp_path, capsys
     assert code == 2 and "nope.mp4" in err
 
 
-def test_eval_with_corrections_on_a_tiny_davis_layout(tmp_path, capsys):
+@pytest.mark.parametrize("pick", ["oracle", "confidence"])
+def test_eval_with_corrections_on_a_tiny_davis_layout(tmp_path, capsys, pick):
     frames, masks = make_moving_square_frames(n=10, h=64, w=96)
     root = tmp_path / "davis"
     write_frame_folder(root / "JPEGImages" / "480p" / "square", frames, ext=".jpg")
@@ -103,7 +104,7 @@ def test_eval_with_corrections_on_a_tiny_davis_layout(tmp_path, capsys):
         path = root / "Annotations" / "480p" / "square" / f"{i:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_indexed_png(path, m * 255 if i % 2 else m)  # both 0/255 and indexed masks load
-    code, out, _ = run(["eval", str(root), "--corrections", "2", *FAST], capsys)
+    code, out, _ = run(["eval", str(root), "--corrections", "2", "--pick", pick, *FAST], capsys)
     assert code == 0
     assert "square" in out and "J&F after 2 corrections" in out
     mean_line = next(line for line in out.splitlines() if line.startswith("mean"))
