@@ -486,6 +486,7 @@ class MainWindow(QMainWindow):
         if doc is not None and not doc.project.objects:
             doc.load_sample_keyframe()
             doc.set_frame(0)
+            self._autosaved_at = self._edits  # the bundled keyframe is not work to recover
         self.status.set_hint(SAMPLE_HINT)
         return True
 

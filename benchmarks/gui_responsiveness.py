@@ -29,6 +29,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="checkpoint path or 'lab' (default: bundled)")
     parser.add_argument("--screenshot", type=Path, help="save the window as PNG afterwards")
     parser.add_argument("--show-frame", type=int, default=None, help="frame shown in screenshot")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=3.0,
+        help="first measure the idle event loop this long (the machine's own noise)",
+    )
     return parser.parse_args()
 
 
@@ -57,6 +63,7 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
     from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QMessageBox
 
     from app.__main__ import make_application
     from app.document import SAMPLE_CLIP
@@ -64,6 +71,8 @@ def main() -> int:
     from tracker_core.encoder import load_encoder
 
     app = make_application([])
+    # never block on a question (e.g. "recover the sample's autosave?"): answer No
+    QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.No)
     scratch = Path(tempfile.mkdtemp(prefix="trackpaint-bench-"))
     settings = QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(
@@ -86,7 +95,19 @@ def main() -> int:
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
+    idle: list[float] = []
+    if args.idle_seconds > 0:  # baseline: the same timer with nothing else running
+        timer.start()
+        stop_idle = QTimer()
+        stop_idle.setSingleShot(True)
+        stop_idle.timeout.connect(app.quit)
+        stop_idle.start(round(1000 * args.idle_seconds))
+        app.exec()
+        timer.stop()
+        idle = gaps[1:]
+        gaps.clear()
     started = time.perf_counter()
+    last[0] = started
     timer.start()
     job = window.propagate("forward")
     assert job is not None
@@ -109,6 +130,7 @@ def main() -> int:
             max_stall_ms=round(ms[-1], 1) if ms else None,
             p99_stall_ms=round(ms[int(0.99 * (len(ms) - 1))], 1) if ms else None,
             frame_size=f"{doc.project.width}x{doc.project.height}",
+            idle_max_stall_ms=round(1000 * max(idle), 1) if idle else None,
             worst_ticks_s=[round(sum(gaps[: i + 1]), 2) for i in worst(gaps[1:], 3)],
         )
         if args.screenshot is not None:

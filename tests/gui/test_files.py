@@ -176,3 +176,13 @@ def test_entry_point_helpers(tmp_path: Path) -> None:
     assert isinstance(encoder, LabEncoder) and "missing.pt" in problem
     encoder, problem = choose_encoder("lab")
     assert encoder.name == "lab" and problem is None
+
+
+def test_untouched_sample_is_not_autosaved(window: MainWindow, tmp_path: Path) -> None:
+    clip = tmp_path / "bear"
+    shutil.copytree(SAMPLE_CLIP, clip)
+    assert window.open_sample(clip)
+    assert not window.autosave()  # only the bundled keyframe: nothing to recover
+    window.doc.session.paint_stroke(5, 1, [(100, 100)], 5)
+    assert window.autosave()
+    assert (tmp_path / "bear.trackpaint.autosave").exists()
