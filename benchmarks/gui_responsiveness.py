@@ -62,7 +62,7 @@ def main() -> int:
     args = parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QMessageBox
 
     from app.__main__ import make_application
@@ -98,11 +98,9 @@ def main() -> int:
     idle: list[float] = []
     if args.idle_seconds > 0:  # baseline: the same timer with nothing else running
         timer.start()
-        stop_idle = QTimer()
-        stop_idle.setSingleShot(True)
-        stop_idle.timeout.connect(app.quit)
-        stop_idle.start(round(1000 * args.idle_seconds))
-        app.exec()
+        loop = QEventLoop()  # not app.exec()/quit(): Qt 6's quit() closes the windows
+        QTimer.singleShot(round(1000 * args.idle_seconds), loop.quit)
+        loop.exec()
         timer.stop()
         idle = gaps[1:]
         gaps.clear()
