@@ -190,9 +190,23 @@ _FRAME_COLUMNS = ("state", "confidence", "source", "ids", "keypoints", "mask")
 _META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", "width", "objects")
 
 
+_SIZE_KEYS = ("num_frames", "height", "width")
+MAX_SAFE_SIZE = 10**5
+"""Largest frame count/size the fast tests write into a project: ``Project.open`` allocates
+per-frame arrays for whatever ``num_frames`` says (an open finding, pinned by an xfail test)."""
+
+
+def _safe_size(value: Any) -> bool:
+    try:
+        return abs(int(float(value))) <= MAX_SAFE_SIZE
+    except (TypeError, ValueError, OverflowError):
+        return True  # not a number: refused by the parser, allocates nothing
+
+
 @st.composite
-def project_edits(draw: st.DrawFn) -> list[tuple[str, tuple[Any, ...]]]:
-    """SQL statements that hand-edit a saved project's rows and metadata."""
+def project_edits(draw: st.DrawFn, huge_sizes: bool = True) -> list[tuple[str, tuple[Any, ...]]]:
+    """SQL statements that hand-edit a saved project's rows and metadata. With
+    ``huge_sizes=False``, size metadata stays within :data:`MAX_SAFE_SIZE`."""
     edits: list[tuple[str, tuple[Any, ...]]] = []
     for _ in range(draw(st.integers(1, 4))):
         if draw(st.booleans()):
@@ -201,7 +215,10 @@ def project_edits(draw: st.DrawFn) -> list[tuple[str, tuple[Any, ...]]]:
             edits.append((f"UPDATE frames SET {column}=? WHERE idx=?", (draw(_SQL_VALUES), row)))
         else:
             key = draw(st.sampled_from(_META_KEYS))
-            edits.append(("UPDATE meta SET value=? WHERE key=?", (draw(_SQL_VALUES), key)))
+            value = draw(_SQL_VALUES)
+            if key in _SIZE_KEYS and not huge_sizes and not _safe_size(value):
+                value = draw(st.integers(-3, MAX_SAFE_SIZE))
+            edits.append(("UPDATE meta SET value=? WHERE key=?", (value, key)))
     return edits
 
 

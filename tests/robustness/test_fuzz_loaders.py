@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.robustness.fuzz_targets import (
     TARGETS,
     in_fresh_dir,
+    project_edits,
     seed_project,
     target_project_edits,
 )
@@ -34,9 +35,10 @@ _FAST = settings(
 
 def _fuzz(name: str) -> None:
     target, strategy = TARGETS[name]
+    values = project_edits(huge_sizes=False) if name == "project edits" else strategy()
 
     @_FAST
-    @given(strategy())
+    @given(values)
     def run(value: Any) -> None:
         in_fresh_dir(target, value)
 
