@@ -251,3 +251,43 @@ def test_export_non_ascii_paths_round_trip(
 
     _, frames, _ = import_coco(coco)
     np.testing.assert_array_equal(frames[0].mask, masks[0])
+
+
+def test_propagate_disk_full_names_the_output(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    good_mask: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frames, _ = make_moving_square_frames(N, H, W)
+    video = write_video(tmp_path / "clip.avi", frames)
+    out = tmp_path / "full disk"
+    out.mkdir()
+    make_disk_full(monkeypatch, out)
+    status, _, err = run_cli(
+        capsys, "propagate", video, "--init", good_mask, "--out", out, "--model", "lab"
+    )
+    monkeypatch.undo()
+    assert_cli_error(status, err, out / "00000.png", "No space left on device")
+    assert [p.name for p in out.iterdir()] == []  # no temp file left behind
+
+
+def test_propagate_init_frame_out_of_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], good_mask: Path
+) -> None:
+    frames, _ = make_moving_square_frames(N, H, W)
+    video = write_video(tmp_path / "clip.avi", frames)
+    status, _, err = run_cli(
+        capsys,
+        "propagate",
+        video,
+        "--init",
+        good_mask,
+        "--init-frame",
+        N,
+        "--out",
+        tmp_path / "out",
+        "--model",
+        "lab",
+    )
+    assert_cli_error(status, err, video, f"outside 0..{N - 1}")
