@@ -69,6 +69,8 @@ _SCHEMA_SQL = (
     " idx INTEGER PRIMARY KEY, state INTEGER NOT NULL, confidence REAL, source INTEGER,"
     " ids TEXT NOT NULL DEFAULT '[]', keypoints TEXT, mask BLOB)",
 )
+MAX_FRAMES = 10_000_000  # ~3.8 days at 30 fps; the (N,) per-frame arrays stay < 100 MB
+MAX_SIDE = 32_768
 _META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", "width", "objects")
 
 
@@ -327,6 +329,12 @@ class Project:
         if info.num_frames < 1 or info.height < 1 or info.width < 1:
             raise ProjectError(
                 f"video size {info.num_frames}x{info.height}x{info.width} is empty", path
+            )
+        if info.num_frames > MAX_FRAMES or max(info.height, info.width) > MAX_SIDE:
+            raise ProjectError(
+                f"implausible video size {info.num_frames}x{info.height}x{info.width} "
+                f"(at most {MAX_FRAMES} frames of {MAX_SIDE} px per side)",
+                path,
             )
         check_objects(objects)
         self._lock = threading.RLock()
@@ -923,7 +931,7 @@ def _parse_meta(meta: Mapping[str, str], path: Path) -> tuple[ProjectInfo, tuple
         video = Path(meta["video_path"])
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ProjectError(f"inconsistent project metadata ({exc})", path) from exc
-    if num_frames < 1 or height < 1 or width < 1:
+    if not (1 <= num_frames <= MAX_FRAMES and 1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ProjectError(f"inconsistent video size {num_frames}x{height}x{width}", path)
     video = video if video.is_absolute() else (path.parent / video)
     info = ProjectInfo(Path(os.path.normpath(video)), num_frames, height, width)
