@@ -508,6 +508,10 @@ class Canvas(QGraphicsView):
             float(np.clip(y, 0, doc.project.height - 1)),
         )
 
+    def cancel_interaction(self) -> None:
+        """Drop a stroke, polygon or point drag in progress (Esc)."""
+        self._cancel_interaction()
+
     def _cancel_interaction(self) -> None:
         if self._painting and self._doc is not None:
             self._doc.session.cancel_stroke()

@@ -203,8 +203,8 @@ class MainWindow(QMainWindow):
             "save_as": self.save_as,
             "export": self.show_export,
             "quit": self.close,
-            "undo": lambda: self._session_call(lambda s: s.undo()),
-            "redo": lambda: self._session_call(lambda s: s.redo()),
+            "undo": self.undo,
+            "redo": self.redo,
             "fill_holes": self.fill_holes,
             "make_keyframe": lambda: self._frame_call(lambda s, f: s.make_keyframe(f)),
             "clear_frame": lambda: self._frame_call(lambda s, f: s.clear_frame(f)),
@@ -254,13 +254,20 @@ class MainWindow(QMainWindow):
 
         return select
 
-    def _session_call(self, fn: Callable) -> None:
-        if self.doc is not None:
-            fn(self.doc.session)
-
     def _frame_call(self, fn: Callable) -> None:
         if self.doc is not None:
             fn(self.doc.session, self.doc.frame)
+
+    def undo(self) -> None:
+        doc = self.doc
+        if doc is not None and not doc.session.undo():
+            busy = " while a propagation runs" if self.runner.busy else ""
+            self._show_message(f"Nothing to undo{busy}")
+
+    def redo(self) -> None:
+        doc = self.doc
+        if doc is not None and not doc.session.redo():
+            self._show_message("Nothing to redo")
 
     def set_tool(self, tool: Tool) -> None:
         self.canvas.set_tool(tool)
@@ -371,11 +378,12 @@ class MainWindow(QMainWindow):
         return worker
 
     def cancel(self) -> None:
-        if self.runner.busy:
+        """Esc: drop a half-drawn polygon/stroke first, else cancel the running job."""
+        if self.canvas.interacting:
+            self.canvas.cancel_interaction()
+        elif self.runner.busy:
             self.runner.cancel()
             self._show_message("Cancelling… frames done so far are kept")
-        else:
-            self.canvas.set_tool(self.canvas.tool)  # drops a half-drawn polygon
 
     def _on_propagation_progress(self, progress: PropagationProgress) -> None:
         self.status.set_progress(progress.done, progress.total)

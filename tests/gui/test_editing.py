@@ -229,3 +229,20 @@ def test_navigating_during_propagation_stops_following(qtbot, make_window, frame
     wait_idle(qtbot, window)
     assert window.doc.frame == 0
     assert window.doc.project.state(0) == FrameState.PAINTED
+
+
+def test_escape_drops_a_polygon_before_cancelling_a_job(qtbot, clip_window: MainWindow) -> None:
+    window = clip_window
+    window.objects_panel.add_mask_object("a")
+    window.set_tool("polygon")
+    click(qtbot, window, 10, 10)
+    click(qtbot, window, 30, 10)
+    assert len(window.canvas.polygon_points()) == 2
+    window.actions["cancel_job"].trigger()
+    assert window.canvas.polygon_points() == ()
+    assert window.doc.project.state(0) == FrameState.EMPTY
+    window.actions["undo"].trigger()  # undoes "Add a"
+    assert window.doc.project.objects == ()
+    assert not window.actions["undo"].isEnabled()
+    window.undo()
+    assert "Nothing to undo" in window.statusBar().currentMessage()
