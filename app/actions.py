@@ -144,12 +144,18 @@ def shortcut_text(spec: ActionSpec) -> str:
 
 
 def shortcut_rows() -> list[tuple[str, str, str]]:
-    """``(menu, command, shortcuts)`` for every action that has a shortcut."""
-    return [
-        (spec.menu, spec.text.replace("&", "").rstrip("…"), shortcut_text(spec))
-        for spec in ACTIONS
-        if spec.shortcuts
-    ]
+    """``(menu, command, shortcuts)`` for every action that has a shortcut; the nine
+    "Select object N" actions share one row."""
+    rows: list[tuple[str, str, str]] = []
+    for spec in ACTIONS:
+        if not spec.shortcuts:
+            continue
+        if spec.key.startswith("object_"):
+            if spec.key == "object_1":
+                rows.append((spec.menu, "Select object by its position in the list", "1 … 9"))
+            continue
+        rows.append((spec.menu, spec.text.replace("&", "").rstrip("…"), shortcut_text(spec)))
+    return rows
 
 
 def build_actions(

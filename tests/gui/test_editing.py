@@ -159,8 +159,8 @@ def test_shortcuts_dialog_lists_the_action_table(qtbot, window: MainWindow) -> N
     for needed in ("F", "Shift+F", "Ctrl+Z", "Space", "N", "B", "E", "P", "K", "[", "]"):
         assert any(needed in t.split(", ") for t in texts), needed
     assert dialog.table.rowCount() >= len(rows)
-    keyed = [spec.key for spec in ACTIONS if spec.shortcuts]
-    assert len(rows) == len(keyed)
+    keyed = [spec.key for spec in ACTIONS if spec.shortcuts and not spec.key.startswith("object_")]
+    assert len(rows) == len(keyed) + 1  # + one row for the keys 1 … 9
     all_shortcuts = [s for spec in ACTIONS for s in spec.shortcuts]
     assert len(all_shortcuts) == len(set(all_shortcuts)), "a shortcut is bound twice"
 
