@@ -123,6 +123,10 @@ class ConfidencePlot(pg.PlotWidget):
         self._curve = item.plot(
             [], [], pen=pg.mkPen((120, 200, 255), width=2), connect="finite", name="confidence"
         )
+        self._uncertain = pg.ScatterPlotItem(
+            size=7, pen=pg.mkPen(None), brush=pg.mkBrush(240, 90, 60), name="uncertain"
+        )
+        item.addItem(self._uncertain)
         self._threshold = pg.InfiniteLine(
             pos=DEFAULT_UNCERTAIN_THRESHOLD,
             angle=0,
@@ -145,7 +149,15 @@ class ConfidencePlot(pg.PlotWidget):
         if n != self._num_frames:
             self._num_frames = n
             self.getPlotItem().setXRange(-0.5, max(0.5, n - 0.5), padding=0)
-        self._curve.setData(np.arange(n, dtype=np.float64), conf, connect="finite")
+        x = np.arange(n, dtype=np.float64)
+        self._curve.setData(x, conf, connect="finite")
+        low = np.isfinite(conf) & (conf < DEFAULT_UNCERTAIN_THRESHOLD)
+        self._uncertain.setData(x[low], conf[low])
+
+    def uncertain_frames(self) -> np.ndarray:
+        """Frames marked as uncertain on the plot."""
+        x, _y = self._uncertain.getData()
+        return np.asarray(x, int)
 
     def curve_data(self) -> tuple[np.ndarray, np.ndarray]:
         x, y = self._curve.getData()

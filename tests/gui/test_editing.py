@@ -246,3 +246,12 @@ def test_escape_drops_a_polygon_before_cancelling_a_job(qtbot, clip_window: Main
     assert not window.actions["undo"].isEnabled()
     window.undo()
     assert "Nothing to undo" in window.statusBar().currentMessage()
+
+
+def test_confidence_plot_marks_uncertain_frames(qtbot, window: MainWindow) -> None:
+    plot = window.timeline.plot
+    conf = np.array([np.nan, 0.9, 0.4, 0.6, 0.1], np.float32)
+    plot.set_data(conf)
+    np.testing.assert_array_equal(plot.uncertain_frames(), [2, 4])
+    _x, y = plot.curve_data()
+    np.testing.assert_allclose(y, conf)

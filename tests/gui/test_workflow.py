@@ -183,3 +183,19 @@ def test_propagate_refuses_an_empty_frame_and_runs_one_job_at_a_time(
     states = window.doc.project.states()
     assert states[3] == FrameState.PAINTED
     assert (np.delete(states, 3) == FrameState.PROPAGATED).all()
+
+
+def test_closing_while_propagating_stops_and_joins_the_worker(
+    qtbot, make_window, frame_folder, dialogs
+) -> None:
+    window = make_window(SlowLab())
+    folder, _frames, masks = frame_folder
+    assert window.open_path(folder)
+    window.objects_panel.add_mask_object("square")
+    window.doc.session.set_mask(0, masks[0])
+    job = window.propagate("forward")
+    qtbot.waitUntil(lambda: window.status.progress.value() >= 1, timeout=30_000)
+    assert window.close()  # "Discard" is answered; the job is cancelled and joined
+    assert job.cancelled and not job.running
+    assert window.doc is None
+    assert dialogs.questions and dialogs.questions[-1][0] == "Save changes?"
