@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.actions import MOUSE_HELP, shortcut_rows
-from app.document import Document, frame_file_names
+from app.document import Document
 from app.errors import show_error
 from app.jobs import Cancelled, Job, JobRunner, Report
+from tracker_core.cli import frame_file_names
 from tracker_core.export import export_coco, export_davis
 from tracker_core.project import FrameState, Project
 

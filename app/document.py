@@ -22,7 +22,7 @@ from tracker_core.labels import ObjectSpec
 from tracker_core.masks import load_mask
 from tracker_core.project import PROJECT_SUFFIX, FrameState, Project
 from tracker_core.session import ChangeEvent, Session
-from tracker_core.video import VideoSource, list_frame_files
+from tracker_core.video import VideoSource
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
 SAMPLE_CLIP = SAMPLE_DIR / "bear"
@@ -42,15 +42,6 @@ def is_project_file(path: Path) -> bool:
             return f.read(16) == b"SQLite format 3\x00"
     except OSError:
         return False
-
-
-def frame_file_names(video_path: Path, num_frames: int) -> list[str]:
-    """COCO image file names: the files of a frame folder, else ``<stem>/NNNNN.jpg``."""
-    if video_path.is_dir():
-        files = list_frame_files(video_path)
-        if len(files) == num_frames:
-            return [f"{video_path.name}/{f.name}" for f in files]
-    return [f"{video_path.stem}/{i:05d}.jpg" for i in range(num_frames)]
 
 
 @dataclass(frozen=True)
