@@ -33,6 +33,7 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("open", "&Open video, folder or project…", "File", ("Ctrl+O",)),
+    ActionSpec("open_folder", "Open &frame folder…", "File", ("Ctrl+Shift+O",)),
     ActionSpec("open_sample", "Open &sample clip", "File"),
     ActionSpec("save", "&Save project", "File", ("Ctrl+S",), separator_before=True),
     ActionSpec("save_as", "Save project &as…", "File", ("Ctrl+Shift+S",)),

@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
         canvas = self.canvas
         handlers: dict[str, Callable[[], None]] = {
             "open": self.ask_open,
+            "open_folder": self.ask_open_folder,
             "open_sample": self.open_sample,
             "save": self.save,
             "save_as": self.save_as,
@@ -485,6 +486,12 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open", start, VIDEO_FILTER)
         if path:
             self.open_path(Path(path))
+
+    def ask_open_folder(self) -> None:
+        start = str(self._recent()[0].parent) if self._recent() else ""
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of frames", start)
+        if folder:
+            self.open_path(Path(folder))
 
     def open_sample(self, clip: Path = SAMPLE_CLIP) -> bool:
         """Open the bundled sample clip with its frame-0 mask as a keyframe of "bear"."""
