@@ -186,3 +186,36 @@ def test_untouched_sample_is_not_autosaved(window: MainWindow, tmp_path: Path) -
     window.doc.session.paint_stroke(5, 1, [(100, 100)], 5)
     assert window.autosave()
     assert (tmp_path / "bear.trackpaint.autosave").exists()
+
+
+def test_main_opens_the_given_path(
+    qtbot, monkeypatch, tmp_path: Path, frame_folder, dialogs
+) -> None:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    import app.__main__ as entry
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    created: list[MainWindow] = []
+
+    class Recorded(MainWindow):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, scratch_dir=tmp_path, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(entry, "MainWindow", Recorded)
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # main() installs its own
+    try:
+        assert entry.main([str(frame_folder[0]), "--model", "lab"]) == 0
+        (window,) = created
+        assert window.doc is not None and window.doc.num_frames == 12
+        assert window.isVisible() and "model: lab" in window.status.model.text()
+        assert sys.excepthook.__qualname__.startswith("install_excepthook")
+    finally:
+        for window in created:
+            window.close_document(ask=False)
+            window.close()
+        QSettings.setDefaultFormat(QSettings.Format.NativeFormat)
