@@ -39,7 +39,7 @@ class PropagationConfig:
     temperature: float = 0.05
     n_recent: int = 7
     n_keyframes: int = 3
-    tile: int = 8
+    tile: int = 4  # exact for any size; 4 measured fastest (175 vs 194 ms CPU/frame at 8)
     keypoint_sigma: float = 0.5
     keypoint_visible_threshold: float = 0.3
     refine_radius: int = 4  # guided-filter radius in pixels for mask boundaries (0 = off)
