@@ -310,13 +310,13 @@ def local_affinity_copy(
             s = torch.baddbmm(ref.bias[active], q, ref.keys[active])  # (nA, T*T, W)
             win = _window_index(tile, ref.radius)[None].expand(n_a, -1, -1)
             ws = torch.gather(s, 2, win)  # (nA, T*T, (2r+1)^2)
-            top, pos = ws.topk(min(topk, ws.shape[2]), dim=2)
+            top, pos = ws.topk(min(topk, ws.shape[2]), dim=2, sorted=False)
             cand_s.append(top)
             cand_i.append(torch.gather(win, 2, pos) + offset)
             offset += ref.keys.shape[2]
         s_all, i_all = torch.cat(cand_s, dim=2), torch.cat(cand_i, dim=2)
         kk = min(topk, s_all.shape[2])
-        top, pos = s_all.topk(kk, dim=2)
+        top, pos = s_all.topk(kk, dim=2, sorted=False)
         idx = torch.gather(i_all, 2, pos)  # (nA, T*T, k) into the concatenated windows
         wts = torch.softmax(top / temperature, dim=2)
         v_all = torch.cat([r.values[active] for r in refs], dim=1)  # (nA, sum W, K)
