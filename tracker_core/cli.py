@@ -40,6 +40,9 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--topk", type=int, default=d.topk)
     g.add_argument("--temperature", type=float, default=d.temperature)
     g.add_argument("--n-recent", type=int, default=d.n_recent, help="recent frames in memory")
+    g.add_argument(
+        "--refine-radius", type=int, default=d.refine_radius, help="guided filter, px (0 = off)"
+    )
     g.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     parser.add_argument(
         "--model",
@@ -57,6 +60,7 @@ def protocol_from_args(args: argparse.Namespace) -> PropagationConfig:
         topk=args.topk,
         temperature=args.temperature,
         n_recent=args.n_recent,
+        refine_radius=args.refine_radius,
     )
 
 
