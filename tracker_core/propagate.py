@@ -257,12 +257,34 @@ def _window_index(tile: int, radius: int) -> torch.Tensor:
     return flat.reshape(tile * tile, -1)
 
 
+def _pad_to_tiles(x: torch.Tensor, tile: int, radius: int, fill: float = 0.0) -> torch.Tensor:
+    """(C, h, w) -> (C, th*tile + 2r, tw*tile + 2r): padded so that every tile has a full window."""
+    _, h, w = x.shape
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
+    pad = (radius, tw * tile - w + radius, radius, th * tile - h + radius)
+    return F.pad(x[None], pad, value=fill)[0].contiguous()
+
+
+def _windows(padded: torch.Tensor, tile: int, radius: int, active: torch.Tensor) -> torch.Tensor:
+    """Cut the surrounding windows of the ``active`` tiles out of a padded map (one copy).
+
+    padded: (C, th*T + 2r, tw*T + 2r); active: (nA,) flat tile indices -> (nA, C, (T+2r)^2).
+    """
+    c, hp, wp = padded.shape
+    win = tile + 2 * radius
+    th, tw = (hp - 2 * radius) // tile, (wp - 2 * radius) // tile
+    cs, rs, es = padded.stride()
+    view = padded.as_strided((th, tw, c, win, win), (tile * rs, tile * es, cs, rs, es))
+    return view[active // tw, active % tw].reshape(len(active), c, win * win)
+
+
 @dataclass(frozen=True)
 class Reference:
-    """A memory frame, pre-tiled once so that each query frame costs one batched matmul.
+    """A memory frame: padded maps from which each query frame cuts its tiles' windows.
 
-    keys: (nT, C, W) features per tile window; bias: (nT, 1, W) = -|f|^2/2, -inf outside the
-    frame; values: (nT, W, K) labels; lo/hi: (nT, K) label range per tile window; W = (T+2r)^2.
+    keys: (C, Hp, Wp) features; bias: (1, Hp, Wp) = -|f|^2/2, -inf outside the frame; values:
+    (K, Hp, Wp) labels; lo/hi: (nT, K) label range inside each tile's window. Storing padded
+    maps (not the overlapping windows) keeps memory at one feature map per reference.
     """
 
     keys: torch.Tensor
@@ -275,14 +297,15 @@ class Reference:
 
 
 def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile: int) -> Reference:
-    """Tile a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
-    keys = _tiles(feats, tile, radius).contiguous()
+    """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
     inside = _tiles(torch.ones(1, *feats.shape[1:]), tile, radius) > 0  # (nT, 1, W)
-    bias = (-0.5 * (keys * keys).sum(dim=1, keepdim=True)).masked_fill_(~inside, float("-inf"))
     vals = _tiles(labels, tile, radius)  # (nT, K, W)
     hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
     lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
-    return Reference(keys, bias, vals.transpose(1, 2).contiguous(), lo, hi, radius, tile)
+    keys = _pad_to_tiles(feats, tile, radius)
+    bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
+    bias = _pad_to_tiles(bias, tile, radius, fill=float("-inf"))
+    return Reference(keys, bias, _pad_to_tiles(labels, tile, radius), lo, hi, radius, tile)
 
 
 def local_affinity_copy(
@@ -297,7 +320,7 @@ def local_affinity_copy(
     _, h, w = query.shape
     tile = refs[0].tile
     th, tw = math.ceil(h / tile), math.ceil(w / tile)
-    n_lab = refs[0].values.shape[2]
+    n_lab = refs[0].values.shape[0]
     lo = torch.stack([r.lo for r in refs]).amin(dim=0)  # (nT, K)
     hi = torch.stack([r.hi for r in refs]).amax(dim=0)
     active = torch.nonzero((hi - lo).amax(dim=1) > eps).flatten()
@@ -307,19 +330,23 @@ def local_affinity_copy(
         n_a, tt = q.shape[:2]
         cand_s, cand_i, offset = [], [], 0
         for ref in refs:
-            s = torch.baddbmm(ref.bias[active], q, ref.keys[active])  # (nA, T*T, W)
+            keys = _windows(ref.keys, tile, ref.radius, active)  # (nA, C, W)
+            bias = _windows(ref.bias, tile, ref.radius, active)  # (nA, 1, W)
+            s = torch.baddbmm(bias, q, keys)  # (nA, T*T, W)
             win = _window_index(tile, ref.radius)[None].expand(n_a, -1, -1)
             ws = torch.gather(s, 2, win)  # (nA, T*T, (2r+1)^2)
             top, pos = ws.topk(min(topk, ws.shape[2]), dim=2, sorted=False)
             cand_s.append(top)
             cand_i.append(torch.gather(win, 2, pos) + offset)
-            offset += ref.keys.shape[2]
+            offset += keys.shape[2]
         s_all, i_all = torch.cat(cand_s, dim=2), torch.cat(cand_i, dim=2)
         kk = min(topk, s_all.shape[2])
         top, pos = s_all.topk(kk, dim=2, sorted=False)
         idx = torch.gather(i_all, 2, pos)  # (nA, T*T, k) into the concatenated windows
         wts = torch.softmax(top / temperature, dim=2)
-        v_all = torch.cat([r.values[active] for r in refs], dim=1)  # (nA, sum W, K)
+        v_all = torch.cat(
+            [_windows(r.values, tile, r.radius, active).transpose(1, 2) for r in refs], dim=1
+        )  # (nA, sum W, K)
         picked = torch.gather(v_all, 1, idx.reshape(n_a, tt * kk, 1).expand(-1, -1, n_lab))
         out[active] = (picked.view(n_a, tt, kk, n_lab) * wts[..., None]).sum(dim=2)
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)
