@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -30,7 +30,9 @@ from app.dialogs import ExportDialog, ShortcutsDialog
 from app.document import SAMPLE_CLIP, Document, open_document
 from app.errors import guarded, show_error
 from app.jobs import AdaptProgress, Job, JobRunner, adapt_work, propagation_work
+from app.navigation import Navigator
 from app.objects_panel import ObjectsPanel
+from app.recent import RecentFiles
 from app.status import StatusPanel
 from app.timeline import Timeline
 from tracker_core.encoder import Encoder, LabEncoder, LearnedEncoder, load_encoder
@@ -102,6 +104,9 @@ class MainWindow(QMainWindow):
         self.adapt_config = AdaptConfig()
         self.adapt_steps = 200
 
+        self.recent = RecentFiles(self.settings, self, MAX_RECENT)
+        self.recent.chosen.connect(self._guard(self.open_path))
+        self.navigator = Navigator(lambda: self.doc, self._stop_following, self)
         self.canvas = Canvas()
         self.setCentralWidget(self.canvas)
         self.objects_panel = ObjectsPanel()
@@ -115,14 +120,14 @@ class MainWindow(QMainWindow):
         self.actions["tool_brush"].setChecked(True)
         self.actions["follow"].setChecked(True)
 
-        self.play_timer = QTimer(self)
-        self.play_timer.timeout.connect(self._guard(self._play_tick))
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave_ms)
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start()
 
-        self.timeline.frame_requested.connect(self._guard(self._go_to))
+        self.timeline.frame_requested.connect(self._guard(self.navigator.go_to))
+        self.navigator.message.connect(self._show_message)
+        self.navigator.playing_changed.connect(self.actions["play"].setChecked)
         self.canvas.message.connect(self._show_message)
         self.objects_panel.message.connect(self._show_message)
         self.canvas.brush_changed.connect(self._on_brush_changed)
@@ -147,15 +152,13 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         menus: dict[str, QMenu] = {name: self.menuBar().addMenu(f"&{name}") for name in MENUS}
-        self.recent_menu = QMenu("Open &recent", self)
         for spec in ACTIONS:
             menu = menus[spec.menu]
             if spec.separator_before:
                 menu.addSeparator()
             menu.addAction(self.actions[spec.key])
             if spec.key == "open_sample":
-                menu.addMenu(self.recent_menu)
-        self._rebuild_recent_menu()
+                menu.addMenu(self.recent.menu)
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Tools", self)
@@ -195,7 +198,7 @@ class MainWindow(QMainWindow):
         return guarded(lambda: self, fn)
 
     def _handlers(self) -> dict[str, Callable[[], None]]:
-        canvas = self.canvas
+        canvas, nav = self.canvas, self.navigator
         handlers: dict[str, Callable[[], None]] = {
             "open": self.ask_open,
             "open_folder": self.ask_open_folder,
@@ -217,16 +220,16 @@ class MainWindow(QMainWindow):
             "tool_keypoints": lambda: self.set_tool("keypoints"),
             "brush_smaller": lambda: canvas.grow_brush(1 / 1.25),
             "brush_larger": lambda: canvas.grow_brush(1.25),
-            "prev_frame": lambda: self._step(-1),
-            "next_frame": lambda: self._step(1),
-            "back_10": lambda: self._step(-10),
-            "forward_10": lambda: self._step(10),
-            "first_frame": lambda: self._go_to(0),
-            "last_frame": lambda: self._go_to(self.doc.num_frames - 1 if self.doc else 0),
-            "play": self.toggle_play,
-            "next_uncertain": self.next_uncertain,
-            "next_keyframe": lambda: self._jump_keyframe(1),
-            "prev_keyframe": lambda: self._jump_keyframe(-1),
+            "prev_frame": lambda: nav.step(-1),
+            "next_frame": lambda: nav.step(1),
+            "back_10": lambda: nav.step(-10),
+            "forward_10": lambda: nav.step(10),
+            "first_frame": lambda: nav.go_to(0),
+            "last_frame": nav.last,
+            "play": lambda: nav.set_playing(self.actions["play"].isChecked()),
+            "next_uncertain": nav.next_uncertain,
+            "next_keyframe": lambda: nav.keyframe(1),
+            "prev_keyframe": lambda: nav.keyframe(-1),
             "propagate_forward": lambda: self.propagate("forward"),
             "propagate_backward": lambda: self.propagate("backward"),
             "propagate_both": lambda: self.propagate("both"),
@@ -285,70 +288,12 @@ class MainWindow(QMainWindow):
 
     # ---- navigation --------------------------------------------------------------------------
 
-    def _go_to(self, index: int) -> None:
-        if self.doc is not None:
-            self._stop_following()
-            self.doc.set_frame(index)
-
-    def _step(self, delta: int) -> None:
-        if self.doc is not None:
-            self._stop_following()
-            self.doc.set_frame(self.doc.frame + delta)
-
     def _stop_following(self) -> None:
         """The user navigates during a propagation: stop jumping to the newest frame."""
         follow = self.actions["follow"]
         if self.runner.busy and follow.isChecked():
             follow.setChecked(False)
             self._show_message("Stopped following the propagation (Propagate → Follow)")
-
-    def _jump_keyframe(self, direction: int) -> None:
-        doc = self.doc
-        if doc is None:
-            return
-        keys = doc.project.keyframes()
-        candidates = [k for k in keys if (k - doc.frame) * direction > 0]
-        if not candidates:
-            self._show_message("No keyframe in that direction")
-            return
-        doc.set_frame(min(candidates) if direction > 0 else max(candidates))
-
-    def next_uncertain(self) -> None:
-        doc = self.doc
-        if doc is None:
-            return
-        target = doc.session.next_uncertain_frame(doc.frame)
-        wrapped = False
-        if target is None:
-            target = doc.session.next_uncertain_frame(-1)
-            wrapped = True
-        if target is None:
-            self._show_message("No uncertain propagated frame: all are above the threshold")
-            return
-        doc.set_frame(target)
-        conf = doc.project.confidences()[target]
-        note = " (wrapped to the start)" if wrapped else ""
-        self._show_message(f"Frame {target}: confidence {conf:.2f}{note}")
-
-    def toggle_play(self) -> None:
-        doc = self.doc
-        playing = self.actions["play"].isChecked()
-        if doc is None or not playing:
-            self.play_timer.stop()
-            self.actions["play"].setChecked(False)
-            return
-        if doc.frame >= doc.num_frames - 1:
-            doc.set_frame(0)
-        self.play_timer.setInterval(max(10, round(1000 / max(1.0, doc.display.fps))))
-        self.play_timer.start()
-
-    def _play_tick(self) -> None:
-        doc = self.doc
-        if doc is None or doc.frame >= doc.num_frames - 1:
-            self.play_timer.stop()
-            self.actions["play"].setChecked(False)
-            return
-        doc.set_frame(doc.frame + 1)
 
     # ---- propagation -------------------------------------------------------------------------
 
@@ -482,13 +427,13 @@ class MainWindow(QMainWindow):
     # ---- files -------------------------------------------------------------------------------
 
     def ask_open(self) -> None:
-        start = str(self._recent()[0].parent) if self._recent() else ""
+        start = str(self.recent.paths()[0].parent) if self.recent.paths() else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open", start, VIDEO_FILTER)
         if path:
             self.open_path(Path(path))
 
     def ask_open_folder(self) -> None:
-        start = str(self._recent()[0].parent) if self._recent() else ""
+        start = str(self.recent.paths()[0].parent) if self.recent.paths() else ""
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of frames", start)
         if folder:
             self.open_path(Path(folder))
@@ -520,7 +465,7 @@ class MainWindow(QMainWindow):
         doc = Document(opened, self.encoder, self)
         self._set_document(doc)
         if remember:
-            self._remember(path)
+            self.recent.add(path)
         return True
 
     def _ask_recover(self, autosave: Path) -> bool:
@@ -573,7 +518,7 @@ class MainWindow(QMainWindow):
                     return False
             else:
                 doc.remove_autosave()
-        self.play_timer.stop()
+        self.navigator.stop()
         self.runner.shutdown()
         self._set_document(None)
         doc.close()
@@ -621,7 +566,7 @@ class MainWindow(QMainWindow):
         doc = self.doc
         if doc is None or doc.project.path is None:
             return
-        self._remember(doc.project.path)
+        self.recent.add(doc.project.path)
         self._show_message(f"Saved {doc.project.path}")
         self._update_title()
 
@@ -648,29 +593,6 @@ class MainWindow(QMainWindow):
         dialog.exported.connect(lambda paths: self._show_message(f"Exported {len(paths)} files"))
         dialog.show()
         return dialog
-
-    # ---- recent files ------------------------------------------------------------------------
-
-    def _recent(self) -> list[Path]:
-        value = self.settings.value("recent_files", [])
-        items = [value] if isinstance(value, str) else list(value or [])
-        return [Path(p) for p in items if p]
-
-    def _remember(self, path: Path) -> None:
-        path = Path(path).absolute()
-        items = [str(path), *(str(p) for p in self._recent() if p != path)][:MAX_RECENT]
-        self.settings.setValue("recent_files", items)
-        self.settings.sync()
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self._recent()
-        for path in recent:
-            action = QAction(str(path), self.recent_menu)
-            action.triggered.connect(self._guard(lambda _c=False, p=path: self.open_path(p)))
-            self.recent_menu.addAction(action)
-        self.recent_menu.setEnabled(bool(recent))
 
     # ---- drag and drop -----------------------------------------------------------------------
 

@@ -209,7 +209,7 @@ def test_play_advances_and_stops_at_the_end(qtbot, clip_window: MainWindow) -> N
     assert window.actions["play"].isChecked()
     qtbot.waitUntil(lambda: window.doc.frame == 11, timeout=5000)
     qtbot.waitUntil(lambda: not window.actions["play"].isChecked(), timeout=5000)
-    assert not window.play_timer.isActive()
+    assert not window.navigator.play_timer.isActive()
 
 
 def test_navigating_during_propagation_stops_following(qtbot, make_window, frame_folder) -> None:

@@ -69,14 +69,14 @@ def test_save_open_and_recent_files(
     assert window.save_as(target)
     assert target.exists() and not window.doc.project.modified
     assert window.windowTitle().startswith("work.trackpaint —")
-    recent = window._recent()
+    recent = window.recent.paths()
     assert recent[0] == target and folder in recent
     assert Path(settings.fileName()).parent == tmp_path  # isolated from the user's settings
     window.close()
 
     again = make_window()
-    assert again.recent_menu.actions()[0].text() == str(target)
-    again.recent_menu.actions()[0].trigger()
+    assert again.recent.menu.actions()[0].text() == str(target)
+    again.recent.menu.actions()[0].trigger()
     assert again.doc is not None and again.doc.project.path == target
     np.testing.assert_array_equal(again.doc.project.labels(3).mask, masks[3])
     assert again.doc.project.state(3) == FrameState.PAINTED
