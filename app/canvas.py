@@ -419,10 +419,6 @@ class Canvas(QGraphicsView):
         self._polygon.append(self._clamp(x, y))
         self._update_polygon_item((x, y))
 
-    def add_polygon_point(self, x: float, y: float) -> None:
-        """Add a vertex in image coordinates (what a click does)."""
-        self._press_polygon(x, y, Qt.MouseButton.LeftButton)
-
     def _close_polygon(self) -> None:
         points, self._polygon = self._polygon, []
         self._polygon_item.setPath(QPainterPath())

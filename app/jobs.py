@@ -103,10 +103,6 @@ class Job(QObject):
     def running(self) -> bool:
         return self._thread.isRunning()
 
-    @property
-    def thread_finished(self) -> bool:
-        return self._thread.isFinished()
-
     def start(self) -> None:
         self._thread.start()
 
@@ -142,9 +138,6 @@ class JobRunner(QObject):
     @property
     def busy(self) -> bool:
         return self._exclusive is not None
-
-    def jobs(self) -> list[Job]:
-        return list(self._jobs)
 
     def start(self, job: Job, exclusive: bool = True) -> Job:
         """Start ``job``; RuntimeError when an exclusive job is asked for while one runs."""

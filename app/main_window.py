@@ -100,7 +100,6 @@ class MainWindow(QMainWindow):
         self._edits = 0  # change counter, for autosave
         self._autosaved_at = 0
         self._last_follow = 0.0
-        self._propagation_total = 0
         self.adapt_config = AdaptConfig()
         self.adapt_steps = 200
 
@@ -313,7 +312,6 @@ class MainWindow(QMainWindow):
             job.close()
             self._show_message("Nothing to propagate: the next frame is a keyframe or the end")
             return None
-        self._propagation_total = job.total
         worker = Job(f"Propagate {direction}", propagation_work(job), on_cancel=job.cancel)
         worker.progressed.connect(self._on_propagation_progress)
         worker.succeeded.connect(lambda done: self._on_propagation_done(worker, done))
