@@ -113,11 +113,11 @@ class MainWindow(QMainWindow):
         self._add_docks()
         self.status = StatusPanel(self.statusBar())
         self.status.set_model(self.encoder.name)
-        self.actions = build_actions(self, self._handlers(), wrap=self._guard)
+        self.commands = build_actions(self, self._handlers(), wrap=self._guard)
         self._build_menus()
         self._build_toolbar()
-        self.actions["tool_brush"].setChecked(True)
-        self.actions["follow"].setChecked(True)
+        self.commands["tool_brush"].setChecked(True)
+        self.commands["follow"].setChecked(True)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave_ms)
@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
 
         self.timeline.frame_requested.connect(self._guard(self.navigator.go_to))
         self.navigator.message.connect(self._show_message)
-        self.navigator.playing_changed.connect(self.actions["play"].setChecked)
+        self.navigator.playing_changed.connect(self.commands["play"].setChecked)
         self.canvas.message.connect(self._show_message)
         self.objects_panel.message.connect(self._show_message)
         self.canvas.brush_changed.connect(self._on_brush_changed)
@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
             menu = menus[spec.menu]
             if spec.separator_before:
                 menu.addSeparator()
-            menu.addAction(self.actions[spec.key])
+            menu.addAction(self.commands[spec.key])
             if spec.key == "open_sample":
                 menu.addMenu(self.recent.menu)
 
@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         self.addToolBar(bar)
         for key in ("tool_brush", "tool_eraser", "tool_polygon", "tool_keypoints"):
-            bar.addAction(self.actions[key])
+            bar.addAction(self.commands[key])
         self.brush_spin = QSpinBox()
         self.brush_spin.setRange(1, 200)
         self.brush_spin.setValue(round(self.canvas.brush_radius))
@@ -173,7 +173,7 @@ class MainWindow(QMainWindow):
         self.brush_spin.setToolTip("Brush radius in pixels ([ and ])")
         self.brush_spin.valueChanged.connect(lambda v: self.canvas.set_brush_radius(float(v)))
         bar.addWidget(self.brush_spin)
-        bar.addAction(self.actions["fill_holes"])
+        bar.addAction(self.commands["fill_holes"])
         bar.addSeparator()
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
@@ -182,14 +182,14 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setToolTip("Overlay opacity")
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
         bar.addWidget(self.opacity_slider)
-        bar.addAction(self.actions["outline"])
+        bar.addAction(self.commands["outline"])
         bar.addSeparator()
         for key in ("propagate_backward", "propagate_forward", "propagate_both", "cancel_job"):
-            bar.addAction(self.actions[key])
+            bar.addAction(self.commands[key])
         bar.addSeparator()
-        bar.addAction(self.actions["next_uncertain"])
-        bar.addAction(self.actions["undo"])
-        bar.addAction(self.actions["redo"])
+        bar.addAction(self.commands["next_uncertain"])
+        bar.addAction(self.commands["undo"])
+        bar.addAction(self.commands["redo"])
 
     # ---- action handlers ---------------------------------------------------------------------
 
@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
             "forward_10": lambda: nav.step(10),
             "first_frame": lambda: nav.go_to(0),
             "last_frame": nav.last,
-            "play": lambda: nav.set_playing(self.actions["play"].isChecked()),
+            "play": lambda: nav.set_playing(self.commands["play"].isChecked()),
             "next_uncertain": nav.next_uncertain,
             "next_keyframe": lambda: nav.keyframe(1),
             "prev_keyframe": lambda: nav.keyframe(-1),
@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
             "zoom_in": lambda: canvas.zoom(1.25),
             "zoom_out": lambda: canvas.zoom(0.8),
             "zoom_fit": canvas.fit_to_window,
-            "outline": lambda: canvas.set_outline(self.actions["outline"].isChecked()),
+            "outline": lambda: canvas.set_outline(self.commands["outline"].isChecked()),
             "opacity_up": lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10),
             "opacity_down": lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
             "load_model": self.ask_load_model,
@@ -274,7 +274,7 @@ class MainWindow(QMainWindow):
 
     def set_tool(self, tool: Tool) -> None:
         self.canvas.set_tool(tool)
-        self.actions[f"tool_{tool}"].setChecked(True)
+        self.commands[f"tool_{tool}"].setChecked(True)
 
     def fill_holes(self) -> None:
         doc = self.doc
@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
 
     def _stop_following(self) -> None:
         """The user navigates during a propagation: stop jumping to the newest frame."""
-        follow = self.actions["follow"]
+        follow = self.commands["follow"]
         if self.runner.busy and follow.isChecked():
             follow.setChecked(False)
             self._show_message("Stopped following the propagation (Propagate → Follow)")
@@ -333,7 +333,7 @@ class MainWindow(QMainWindow):
         self.status.set_progress(progress.done, progress.total)
         self.status.set_speed(progress.ms_per_frame)
         now = time.monotonic()
-        follow = self.actions["follow"].isChecked()
+        follow = self.commands["follow"].isChecked()
         due = now - self._last_follow >= FOLLOW_MS / 1000
         if self.doc is not None and follow and due and not self.canvas.interacting:
             self._last_follow = now
@@ -635,18 +635,18 @@ class MainWindow(QMainWindow):
         has_doc = doc is not None
         busy = self.runner.busy
         session = doc.session if doc is not None else None
-        undo, redo = self.actions["undo"], self.actions["redo"]
+        undo, redo = self.commands["undo"], self.commands["redo"]
         undo.setEnabled(bool(session and session.can_undo))
         redo.setEnabled(bool(session and session.can_redo))
         undo.setText(f"&Undo {session.undo_label}" if session and session.undo_label else "&Undo")
         redo.setText(f"&Redo {session.redo_label}" if session and session.redo_label else "&Redo")
         for key in ("propagate_forward", "propagate_backward", "propagate_both"):
-            self.actions[key].setEnabled(has_doc and not busy)
-        self.actions["cancel_job"].setEnabled(True)
+            self.commands[key].setEnabled(has_doc and not busy)
+        self.commands["cancel_job"].setEnabled(True)
         for key in ("save", "save_as", "export", "next_uncertain", "fill_holes"):
-            self.actions[key].setEnabled(has_doc)
+            self.commands[key].setEnabled(has_doc)
         learned = isinstance(self.encoder, LearnedEncoder)
-        self.actions["adapt"].setEnabled(has_doc and learned and not busy)
+        self.commands["adapt"].setEnabled(has_doc and learned and not busy)
 
     def _on_brush_changed(self, radius: float) -> None:
         self.brush_spin.blockSignals(True)

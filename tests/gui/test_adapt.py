@@ -29,12 +29,12 @@ def test_adapt_replaces_the_encoder_with_a_tuned_copy(qtbot, make_window, frame_
     encoder = tiny_encoder()
     window = make_window(encoder)
     window.adapt_config = SMALL
-    assert not window.actions["adapt"].isEnabled()  # nothing open yet
+    assert not window.commands["adapt"].isEnabled()  # nothing open yet
     assert window.open_path(frame_folder[0])
-    assert window.actions["adapt"].isEnabled()
+    assert window.commands["adapt"].isEnabled()
     before = {k: v.clone() for k, v in encoder.net.state_dict().items()}
     assert window.start_adaptation(3) is not None
-    assert not window.actions["propagate_forward"].isEnabled()  # one exclusive job at a time
+    assert not window.commands["propagate_forward"].isEnabled()  # one exclusive job at a time
     wait_idle(qtbot, window)
     assert window.encoder is not encoder and window.encoder.name == "tiny+adapted"
     assert window.doc.session.encoder is window.encoder
@@ -51,7 +51,7 @@ def test_adapt_cancel_keeps_the_model(qtbot, make_window, frame_folder) -> None:
     assert window.open_path(frame_folder[0])
     window.start_adaptation(10_000)
     qtbot.waitUntil(lambda: window.status.progress.value() >= 1, timeout=30_000)
-    window.actions["cancel_job"].trigger()
+    window.commands["cancel_job"].trigger()
     wait_idle(qtbot, window)
     assert window.encoder is encoder
     assert "model: tiny" in window.status.model.text()
@@ -59,5 +59,5 @@ def test_adapt_cancel_keeps_the_model(qtbot, make_window, frame_folder) -> None:
 
 def test_adapt_needs_a_learned_model(window, frame_folder) -> None:
     assert window.open_path(frame_folder[0])
-    assert not window.actions["adapt"].isEnabled()
+    assert not window.commands["adapt"].isEnabled()
     assert window.start_adaptation(3) is None

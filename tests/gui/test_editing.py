@@ -55,7 +55,7 @@ def test_objects_panel_add_rename_recolour_hide_remove(qtbot, clip_window: MainW
     a = panel.add_mask_object("cat")
     b = panel.add_mask_object("dog")
     assert panel.list.count() == 2 and window.doc.active_object.id == b.id
-    window.actions["object_1"].trigger()
+    window.commands["object_1"].trigger()
     assert window.doc.active_object.id == a.id
     panel.rename_active("tabby")
     panel.recolor_active((10, 200, 30))
@@ -74,7 +74,7 @@ def test_objects_panel_add_rename_recolour_hide_remove(qtbot, clip_window: MainW
     panel.remove_active()
     assert [o.name for o in window.doc.project.objects] == ["dog"]
     assert window.doc.project.labels(0).mask[20, 20] == 0
-    window.actions["undo"].trigger()
+    window.commands["undo"].trigger()
     assert [o.name for o in window.doc.project.objects] == ["tabby", "dog"]
     assert window.doc.project.labels(0).mask[20, 20] == a.id
     assert panel.list.count() == 2
@@ -84,18 +84,18 @@ def test_brush_keys_fill_holes_and_pan_zoom(qtbot, clip_window: MainWindow) -> N
     window = clip_window
     spec = window.objects_panel.add_mask_object("ring")
     r0 = window.canvas.brush_radius
-    window.actions["brush_larger"].trigger()
+    window.commands["brush_larger"].trigger()
     assert window.canvas.brush_radius > r0
     assert window.brush_spin.value() == round(window.canvas.brush_radius)
-    window.actions["brush_smaller"].trigger()
-    window.actions["brush_smaller"].trigger()
+    window.commands["brush_smaller"].trigger()
+    window.commands["brush_smaller"].trigger()
     assert window.canvas.brush_radius < r0
 
     ring = np.zeros((64, 96), np.uint8)
     ring[10:40, 10:40] = spec.id
     ring[20:30, 20:30] = 0
     window.doc.session.set_mask(0, ring)
-    window.actions["fill_holes"].trigger()
+    window.commands["fill_holes"].trigger()
     assert window.doc.project.labels(0).mask[25, 25] == spec.id
 
     # eraser removes only under the brush
@@ -123,11 +123,11 @@ def test_timeline_strip_click_and_navigation_actions(qtbot, clip_window: MainWin
     strip = window.timeline.strip
     qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(round(strip.cell_center(7)), 5))
     assert window.doc.frame == 7
-    window.actions["next_frame"].trigger()
+    window.commands["next_frame"].trigger()
     assert window.doc.frame == 8 and window.timeline.slider.value() == 8
-    window.actions["back_10"].trigger()
+    window.commands["back_10"].trigger()
     assert window.doc.frame == 0
-    window.actions["last_frame"].trigger()
+    window.commands["last_frame"].trigger()
     assert window.doc.frame == 11
     window.timeline.slider.setValue(4)
     assert window.doc.frame == 4
@@ -138,12 +138,12 @@ def test_next_uncertain_frame_jumps_to_low_confidence(qtbot, clip_window: MainWi
     window = clip_window
     window.objects_panel.add_mask_object("x")
     window.doc.session.paint_stroke(0, 1, [(30, 30)], 6)
-    window.actions["propagate_forward"].trigger()
+    window.commands["propagate_forward"].trigger()
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     conf = window.doc.project.confidences()
     expected = window.doc.session.next_uncertain_frame(0)
     window.doc.set_frame(0)
-    window.actions["next_uncertain"].trigger()
+    window.commands["next_uncertain"].trigger()
     if expected is None:
         assert window.doc.frame == 0
         assert "No uncertain" in window.statusBar().currentMessage()
@@ -205,10 +205,10 @@ def test_overlay_rendering_helpers() -> None:
 def test_play_advances_and_stops_at_the_end(qtbot, clip_window: MainWindow) -> None:
     window = clip_window
     window.doc.set_frame(8)
-    window.actions["play"].trigger()
-    assert window.actions["play"].isChecked()
+    window.commands["play"].trigger()
+    assert window.commands["play"].isChecked()
     qtbot.waitUntil(lambda: window.doc.frame == 11, timeout=5000)
-    qtbot.waitUntil(lambda: not window.actions["play"].isChecked(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.commands["play"].isChecked(), timeout=5000)
     assert not window.navigator.play_timer.isActive()
 
 
@@ -222,8 +222,8 @@ def test_navigating_during_propagation_stops_following(qtbot, make_window, frame
     window.doc.session.set_mask(0, masks[0])
     window.propagate("forward")
     qtbot.waitUntil(lambda: window.status.progress.value() >= 1, timeout=30_000)
-    window.actions["first_frame"].trigger()
-    assert not window.actions["follow"].isChecked()
+    window.commands["first_frame"].trigger()
+    assert not window.commands["follow"].isChecked()
     # painting on the frame shown while the worker runs is allowed and lands as a keyframe
     window.doc.session.paint_stroke(0, 1, [(5, 5)], 2)
     wait_idle(qtbot, window)
@@ -238,12 +238,12 @@ def test_escape_drops_a_polygon_before_cancelling_a_job(qtbot, clip_window: Main
     click(qtbot, window, 10, 10)
     click(qtbot, window, 30, 10)
     assert len(window.canvas.polygon_points()) == 2
-    window.actions["cancel_job"].trigger()
+    window.commands["cancel_job"].trigger()
     assert window.canvas.polygon_points() == ()
     assert window.doc.project.state(0) == FrameState.EMPTY
-    window.actions["undo"].trigger()  # undoes "Add a"
+    window.commands["undo"].trigger()  # undoes "Add a"
     assert window.doc.project.objects == ()
-    assert not window.actions["undo"].isEnabled()
+    assert not window.commands["undo"].isEnabled()
     window.undo()
     assert "Nothing to undo" in window.statusBar().currentMessage()
 

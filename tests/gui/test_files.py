@@ -39,8 +39,8 @@ def test_bad_files_show_a_dialog_and_the_app_keeps_working(
     assert window.open_path(folder)
     window.objects_panel.add_mask_object("a")
     window.doc.set_frame(2)
-    window.actions["make_keyframe"].trigger()  # no-op on an empty frame
-    window.actions["clear_frame"].trigger()
+    window.commands["make_keyframe"].trigger()  # no-op on an empty frame
+    window.commands["clear_frame"].trigger()
     assert len(dialogs.critical) == 3
 
 

@@ -51,13 +51,13 @@ def test_paint_propagate_correct_resume_undo_export(
     window.canvas.set_brush_radius(3)
     drag(qtbot, window, [(80, 50), (84, 52), (88, 54)])
     assert project.labels(0).mask[52, 84] == spec.id
-    window.actions["undo"].trigger()  # the whole stroke is one step
+    window.commands["undo"].trigger()  # the whole stroke is one step
     assert project.labels(0).mask[52, 84] == 0
 
     # propagate forward on the worker thread; frames appear as they are computed
     seen: list[int] = []
     window.doc.changed.connect(lambda e: seen.extend(e.frames) if e.kind == "propagate" else None)
-    window.actions["propagate_forward"].trigger()
+    window.commands["propagate_forward"].trigger()
     assert window.runner.busy
     wait_idle(qtbot, window)
     states = project.states()
@@ -81,16 +81,16 @@ def test_paint_propagate_correct_resume_undo_export(
     assert (states[1:6] == FrameState.PROPAGATED).all()
 
     # resume from it
-    window.actions["propagate_forward"].trigger()
+    window.commands["propagate_forward"].trigger()
     wait_idle(qtbot, window)
     assert (project.states()[7:] == FrameState.PROPAGATED).all()
     assert all(project.source(t) == 6 for t in range(7, 12))
 
     # undo the resumed run as one step, then redo it
-    assert window.actions["undo"].text().startswith("&Undo Propagate")
-    window.actions["undo"].trigger()
+    assert window.commands["undo"].text().startswith("&Undo Propagate")
+    window.commands["undo"].trigger()
     assert (project.states()[7:] == FrameState.STALE).all()
-    window.actions["redo"].trigger()
+    window.commands["redo"].trigger()
     assert (project.states()[7:] == FrameState.PROPAGATED).all()
 
     # export both formats in the background and decode what was written
@@ -119,7 +119,7 @@ def test_cancel_keeps_the_frames_done(qtbot, make_window, frame_folder) -> None:
     assert window.open_path(folder)
     window.objects_panel.add_mask_object("square")
     window.doc.session.set_mask(0, masks[0])
-    window.actions["follow"].setChecked(False)
+    window.commands["follow"].setChecked(False)
     window.propagate("forward")
     assert window.status.cancel.isVisible()
     qtbot.waitUntil(lambda: window.status.progress.value() >= 2, timeout=30_000)
@@ -133,7 +133,7 @@ def test_cancel_keeps_the_frames_done(qtbot, make_window, frame_folder) -> None:
     assert (states[1 + done :] == FrameState.EMPTY).all()
     assert not window.status.cancel.isVisible()
     # the cancelled run is one undo step
-    window.actions["undo"].trigger()
+    window.commands["undo"].trigger()
     assert (window.doc.project.states()[1:] == FrameState.EMPTY).all()
 
 
@@ -176,10 +176,10 @@ def test_propagate_refuses_an_empty_frame_and_runs_one_job_at_a_time(
     assert "paint this frame first" in window.statusBar().currentMessage()
     window.doc.session.set_mask(3, masks[3])
     assert window.propagate("both") is not None
-    assert not window.actions["propagate_forward"].isEnabled()
+    assert not window.commands["propagate_forward"].isEnabled()
     assert window.propagate("forward") is None  # a second job is refused while one runs
     wait_idle(qtbot, window)
-    assert window.actions["propagate_forward"].isEnabled()
+    assert window.commands["propagate_forward"].isEnabled()
     states = window.doc.project.states()
     assert states[3] == FrameState.PAINTED
     assert (np.delete(states, 3) == FrameState.PROPAGATED).all()
