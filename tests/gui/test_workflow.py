@@ -93,6 +93,12 @@ def test_paint_propagate_correct_resume_undo_export(
     window.commands["redo"].trigger()
     assert (project.states()[7:] == FrameState.PROPAGATED).all()
 
+    # a keypoint object too, placed with the keypoint tool on the last frame
+    animal = window.objects_panel.add_keypoint_object("animal", ("nose", "tail"))
+    window.doc.set_frame(11)
+    window.set_tool("keypoints")
+    click(qtbot, window, 70, 20)
+
     # export both formats in the background and decode what was written
     dialog = window.show_export()
     dialog.folder_edit.setText(str(tmp_path / "out"))
@@ -108,8 +114,9 @@ def test_paint_propagate_correct_resume_undo_export(
     document = json.loads(coco_path.read_text())
     assert len(document["images"]) == 12
     objects, labels, hw = import_coco(coco_path)
-    assert hw == (64, 96) and [o.name for o in objects] == ["square"]
+    assert hw == (64, 96) and [o.name for o in objects] == ["square", "animal"]
     np.testing.assert_array_equal(labels[11].mask, project.labels(11).mask)
+    np.testing.assert_allclose(labels[11].keypoints[animal.id][0], (70, 20, 1), atol=1.0)
     dialog.close()
 
 
