@@ -258,7 +258,7 @@ class Canvas(QGraphicsView):
             self.fitInView(self.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
         self._update_cursor_item()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fit:
             self.fit_to_window()
@@ -280,13 +280,13 @@ class Canvas(QGraphicsView):
 
     # ---- mouse ------------------------------------------------------------------------------
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0
         if steps:
             self.zoom(1.15**steps)
         event.accept()
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         button = event.button()
         alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and alt):
@@ -307,7 +307,7 @@ class Canvas(QGraphicsView):
             self._press_keypoint(x, y, button, shift)
         event.accept()
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         if self._pan_from is not None:
             delta = pos - self._pan_from
@@ -332,7 +332,7 @@ class Canvas(QGraphicsView):
             self._update_polygon_item((x, y))
         event.accept()
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan_from is not None and event.button() in (
             Qt.MouseButton.MiddleButton,
             Qt.MouseButton.LeftButton,
@@ -356,19 +356,19 @@ class Canvas(QGraphicsView):
             self._doc.session.set_keypoint(self._doc.frame, oid, idx, x, y, visible)
         event.accept()
 
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if self.tool == "polygon" and event.button() == Qt.MouseButton.LeftButton:
             self._close_polygon()
             event.accept()
             return
         self.mousePressEvent(event)
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event) -> None:
         self._hover = None
         self._update_cursor_item()
         super().leaveEvent(event)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape and (self._polygon or self._painting):
             self._cancel_interaction()
             event.accept()
@@ -546,7 +546,7 @@ class Canvas(QGraphicsView):
 
     # ---- keypoints drawing ------------------------------------------------------------------
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawForeground(painter, rect)
         doc = self._doc
         if doc is None or not self._keypoint_cache:

@@ -32,8 +32,7 @@ from app.actions import MOUSE_HELP, shortcut_rows
 from app.document import Document
 from app.errors import show_error
 from app.jobs import Cancelled, Job, JobRunner, Report
-from tracker_core.cli import frame_file_names
-from tracker_core.export import export_coco, export_davis
+from tracker_core.export import export_coco, export_davis, frame_file_names
 from tracker_core.project import FrameState, Project
 
 

@@ -47,7 +47,7 @@ class StateStrip(QWidget):
         self.setMaximumHeight(22)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         return QSize(400, 20)
 
     def set_states(self, states: np.ndarray) -> None:
@@ -69,7 +69,7 @@ class StateStrip(QWidget):
         n = max(1, len(self._states))
         return (index + 0.5) * self.width() / n
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         n = len(self._states)
         w, h = self.width(), self.height()
@@ -95,11 +95,11 @@ class StateStrip(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(QRectF(x0, 0.5, max(2, x1 - x0) - 1, h - 1.5))
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self.frame_requested.emit(self.frame_at(event.position().x()))
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if event.buttons() & Qt.MouseButton.LeftButton:
             self.frame_requested.emit(self.frame_at(event.position().x()))
 

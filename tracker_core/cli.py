@@ -23,7 +23,7 @@ from tracker_core.errors import ExportError, MaskError, TrackpaintError
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask, write_indexed_png
 from tracker_core.propagate import PropagationConfig, propagate
-from tracker_core.video import VideoSource, list_frame_files
+from tracker_core.video import VideoSource
 
 EXIT_ERROR = 2
 
@@ -168,18 +168,9 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ export
 
 
-def frame_file_names(video_path: Path, num_frames: int) -> list[str]:
-    """COCO file names: the frame files of a folder, else ``<video stem>/NNNNN.jpg``."""
-    if video_path.is_dir():
-        files = list_frame_files(video_path)
-        if len(files) == num_frames:
-            return [f"{video_path.name}/{f.name}" for f in files]
-    return [f"{video_path.stem}/{i:05d}.jpg" for i in range(num_frames)]
-
-
 def run_export(args: argparse.Namespace) -> int:
     """Export a project file to DAVIS PNGs or COCO JSON."""
-    from tracker_core.export import export_coco, export_davis
+    from tracker_core.export import export_coco, export_davis, frame_file_names
     from tracker_core.project import Project
 
     with Project.open(args.project) as project:

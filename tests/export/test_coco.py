@@ -471,3 +471,14 @@ def test_random_masks_round_trip(tmp_path_factory, mask, polygons):
         expected = mask == ann["category_id"]
         np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), expected)
     np.testing.assert_array_equal(frames[0].mask, mask)
+
+
+def test_frame_file_names_follow_the_frame_folder_or_the_video_name(tmp_path):
+    from tracker_core.export import frame_file_names
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for name in ("2.png", "10.png", "1.png"):
+        (folder / name).write_bytes(b"")
+    assert frame_file_names(folder, 3) == ["clip/1.png", "clip/2.png", "clip/10.png"]
+    assert frame_file_names(tmp_path / "walk.mp4", 2) == ["walk/00000.jpg", "walk/00001.jpg"]

@@ -8,7 +8,7 @@ Functions over plain data (``ObjectSpec``, ``FrameLabels``), independent of the 
 All failures (unwritable folder, full disk, malformed input) raise ``ExportError`` naming the path.
 """
 
-from tracker_core.export.coco import export_coco, import_coco
+from tracker_core.export.coco import export_coco, frame_file_names, import_coco
 from tracker_core.export.davis import export_davis, import_davis
 
-__all__ = ["export_coco", "export_davis", "import_coco", "import_davis"]
+__all__ = ["export_coco", "export_davis", "frame_file_names", "import_coco", "import_davis"]

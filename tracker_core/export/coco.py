@@ -38,6 +38,7 @@ from tracker_core import __version__
 from tracker_core.errors import ExportError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette
+from tracker_core.video import list_frame_files
 
 ProgressFn = Callable[[int, int], None]
 Json = dict[str, Any]
@@ -575,3 +576,12 @@ def _rle_string_counts(counts: str) -> list[int]:
             raise ValueError("negative run length in RLE counts")
         runs.append(x)
     return runs
+
+
+def frame_file_names(video_path: Path, num_frames: int) -> list[str]:
+    """COCO file names: the frame files of a folder, else ``<video stem>/NNNNN.jpg``."""
+    if video_path.is_dir():
+        files = list_frame_files(video_path)
+        if len(files) == num_frames:
+            return [f"{video_path.name}/{f.name}" for f in files]
+    return [f"{video_path.stem}/{i:05d}.jpg" for i in range(num_frames)]
