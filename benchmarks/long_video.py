@@ -271,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         rss = np.array([m for _, m in rss_by_frame], np.float64)
         half = len(rss) // 2
         slope = float(np.polyfit(frames_done[half:], rss[half:], 1)[0]) * 100
-        results.add("rss_slope_mib_per_100f", "RSS growth, 2nd half of run", slope, "{:+.1f}")
+        results.add(
+            "rss_slope_mib_per_100f", "RSS slope, 2nd half of run", slope, "{:+.1f} MiB/100 frames"
+        )
         results.add("rss_first_mib", "RSS after 25 frames", rss[0], "{:.0f} MiB")
         results.add("rss_last_mib", "RSS at end of run", rss[-1], "{:.0f} MiB")
     results.add("mean_iou", "mean IoU of propagated disc", float(np.mean(ious)), "{:.3f}")
