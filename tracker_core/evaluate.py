@@ -214,7 +214,7 @@ def propagate_with_corrections(
             count += 1
 
     run_from(0)
-    yield preds, 1000 * seconds / max(count, 1), set(keyframes)
+    yield list(preds), 1000 * seconds / max(count, 1), set(keyframes)
     for _ in range(corrections):
         frame_j = [
             jaccard(preds[t] > 0, gts[t] > 0) if t not in keyframes else 2.0 for t in range(n)
@@ -225,7 +225,7 @@ def propagate_with_corrections(
         keyframes.add(worst)
         preds[worst] = gts[worst].copy()
         run_from(worst)
-        yield preds, 1000 * seconds / max(count, 1), set(keyframes)
+        yield list(preds), 1000 * seconds / max(count, 1), set(keyframes)
 
 
 def evaluate_davis(

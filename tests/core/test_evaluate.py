@@ -78,15 +78,19 @@ def test_pck_threshold_scales_with_the_joint_box():
     assert pck(np.full_like(gt, np.nan), gt, vis, 0.2) == (0, 3)
 
 
-def test_simulated_corrections_never_make_the_sequence_worse():
+def test_simulated_corrections_improve_the_sequence_round_by_round():
     frames, masks = make_moving_square_frames(n=12, h=64, w=96)
+    # A deliberately weak protocol (radius 1 at stride 8) loses the square, so corrections matter.
     cfg = PropagationConfig(radius=1, keyframe_radius=1, tile=4, n_recent=1)
-    rounds = list(
-        propagate_with_corrections(
-            frames.__getitem__, masks, LabEncoder(stride=8), cfg, corrections=3
+    for pick in ("oracle", "confidence"):
+        rounds = list(
+            propagate_with_corrections(
+                frames.__getitem__, masks, LabEncoder(stride=8), cfg, corrections=3, pick=pick
+            )
         )
-    )
-    assert len(rounds) == 4
-    scores = [score_sequence("sq", preds, masks).jf for preds, _, _ in rounds]
-    assert scores[-1] >= scores[0]
-    assert len(rounds[-1][2]) == 4  # frame 0 + three corrected keyframes
+        assert len(rounds) == 4
+        assert len(rounds[-1][2]) == 4  # frame 0 + three corrected keyframes
+        scores = [score_sequence("sq", preds, masks).jf for preds, _, _ in rounds]
+        # Each round is scored on its own predictions (not on a shared, later-mutated list).
+        assert scores[0] < scores[-1] - 0.05, scores
+        assert rounds[0][0] is not rounds[-1][0]
