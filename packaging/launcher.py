@@ -43,10 +43,10 @@ def _quit_when_started() -> None:
         def report() -> None:
             seconds = time.time() - _process_start_time()
             print(f"trackpaint-gui: event loop running {seconds:.2f} s after start", flush=True)
-            app.quit()
+            QApplication.exit(0)  # quit() would ask to save the modified sample first
 
         QTimer.singleShot(0, report)
-        return original_exec(app)
+        return original_exec()  # static in Qt: QApplication.exec() runs the one application
 
     QApplication.exec = exec_and_quit  # type: ignore[method-assign]
 
