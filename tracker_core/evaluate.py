@@ -216,12 +216,14 @@ def propagate_with_corrections(
     run_from(0)
     yield list(preds), 1000 * seconds / max(count, 1), set(keyframes)
     for _ in range(corrections):
-        frame_j = [
-            jaccard(preds[t] > 0, gts[t] > 0) if t not in keyframes else 2.0 for t in range(n)
-        ]
-        worst = int(np.argmin(frame_j))
-        if frame_j[worst] > 1.0:
+        candidates = [t for t in range(n) if t not in keyframes]
+        if not candidates:
             break
+        if pick == "oracle":
+            badness = {t: jaccard(preds[t] > 0, gts[t] > 0) for t in candidates}
+        else:
+            badness = {t: float(confidence[t]) for t in candidates}
+        worst = min(candidates, key=badness.__getitem__)
         keyframes.add(worst)
         preds[worst] = gts[worst].copy()
         run_from(worst)

@@ -17,7 +17,8 @@ from tracker_core.evaluate import (
     propagate_with_corrections,
     score_sequence,
 )
-from tracker_core.propagate import PropagationConfig
+from tracker_core.labels import FrameLabels
+from tracker_core.propagate import PropagationConfig, propagate
 
 
 def square(h=100, w=100, y=20, x=20, s=40):
@@ -94,3 +95,17 @@ def test_simulated_corrections_improve_the_sequence_round_by_round():
         # Each round is scored on its own predictions (not on a shared, later-mutated list).
         assert scores[0] < scores[-1] - 0.05, scores
         assert rounds[0][0] is not rounds[-1][0]
+
+
+def test_confidence_pick_corrects_the_least_confident_frame_and_oracle_the_worst():
+    frames, masks = make_moving_square_frames(n=12, h=64, w=96)
+    cfg = PropagationConfig(radius=1, keyframe_radius=1, tile=4, n_recent=1)
+    enc = LabEncoder(stride=8)
+    first = list(
+        propagate(frames.__getitem__, 0, 12, {0: FrameLabels(mask=masks[0])}, {}, enc, cfg)
+    )
+    least_confident = min(first, key=lambda r: r.confidence).index
+    worst = min(first, key=lambda r: jaccard(r.labels.mask > 0, masks[r.index] > 0)).index
+    for pick, expected in (("confidence", least_confident), ("oracle", worst)):
+        rounds = list(propagate_with_corrections(frames.__getitem__, masks, enc, cfg, 1, pick=pick))
+        assert rounds[1][2] == {0, expected}, pick
