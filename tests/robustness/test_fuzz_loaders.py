@@ -6,6 +6,7 @@ Acceptable outcomes: success or the loader's TrackpaintError subclass (see ``fuz
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from tests.robustness.fuzz_targets import (
     TARGETS,
     in_fresh_dir,
     project_edits,
+    seed_coco,
     seed_project,
     target_project_edits,
 )
-from tracker_core.errors import ProjectError
+from tracker_core.errors import ExportError, ProjectError
+from tracker_core.export import import_coco
 from tracker_core.project import Project
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -109,3 +112,17 @@ def test_implausible_frame_count_is_refused(tmp_path: Path) -> None:
         target_project_edits,
         [("UPDATE meta SET value=? WHERE key=?", ("99999999999", "num_frames"))],
     )
+
+
+@pytest.mark.parametrize("key", ["category_id", "image_id"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_coco_infinite_ids_are_an_export_error(tmp_path: Path, key: str, value: float) -> None:
+    """Found by fuzzing: ``"category_id": Infinity`` (valid for Python's json) overflowed
+    ``int()`` and escaped as OverflowError."""
+    document = json.loads(seed_coco())
+    document["annotations"][0][key] = value
+    path = tmp_path / "infinite.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ExportError, match="malformed COCO file") as info:
+        import_coco(path)
+    assert str(path) in str(info.value)

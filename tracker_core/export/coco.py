@@ -133,7 +133,7 @@ def import_coco(path: Path) -> tuple[list[ObjectSpec], dict[int, FrameLabels], t
         frame_of_image = _frame_indices(images)
         objects = [_object_from_category(c) for c in categories]
         frames = _frames_from_annotations(annotations, frame_of_image, objects, hw)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(Infinity) overflows
         raise ExportError(f"malformed COCO file: {_describe(exc)}", path) from exc
     return sorted(objects, key=lambda o: o.id), frames, hw
 
