@@ -192,8 +192,9 @@ _META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", 
 
 _SIZE_KEYS = ("num_frames", "height", "width")
 MAX_SAFE_SIZE = 10**5
-"""Largest frame count/size the fast tests write into a project: ``Project.open`` allocates
-per-frame arrays for whatever ``num_frames`` says (an open finding, pinned by an xfail test)."""
+"""Largest frame count/size the fast tests write into a project. ``Project.open`` refuses
+implausible sizes now (a fuzz finding: it used to allocate per-frame arrays for any
+``num_frames``); the bound keeps a regression from eating the test machine's memory."""
 
 
 def _safe_size(value: Any) -> bool:
