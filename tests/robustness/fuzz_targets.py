@@ -13,8 +13,10 @@ that reach the checks behind the container formats.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -43,7 +45,10 @@ _KP_OBJECT = ObjectSpec(2, "pts", (0, 0, 200), "keypoints", ("a", "b"), ((0, 1),
 
 @functools.lru_cache(maxsize=1)
 def _seed_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="trackpaint-fuzz-seeds-"))
+    """A temporary folder for the seed files, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="trackpaint-fuzz-seeds-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 @functools.lru_cache(maxsize=1)
