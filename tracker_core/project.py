@@ -71,6 +71,7 @@ _SCHEMA_SQL = (
 )
 MAX_FRAMES = 10_000_000  # ~3.8 days at 30 fps; the (N,) per-frame arrays stay < 100 MB
 MAX_SIDE = 32_768
+SCRATCH_PREFIX = "trackpaint-scratch-"  # + "<pid>-<random>": lets a later run sweep orphans
 _META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", "width", "objects")
 
 
@@ -344,8 +345,11 @@ class Project:
         self._cache_size = max(1, int(cache_size))
         self._cache: OrderedDict[int, FrameLabels] = OrderedDict()
         self._modified = False
+        parent = Path(scratch_dir) if scratch_dir is not None else Path(tempfile.gettempdir())
+        sweep_stale_scratch(parent)
         try:
-            self._scratch_dir = Path(tempfile.mkdtemp(prefix="trackpaint-", dir=scratch_dir))
+            prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
+            self._scratch_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch_dir))
         except OSError as exc:
             raise ProjectError(
                 f"cannot create scratch folder ({exc.strerror})", scratch_dir
@@ -883,6 +887,33 @@ class Project:
             "objects": objects_to_json(self.objects),
         }
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (POSIX; a reused id counts as alive: keep data)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def sweep_stale_scratch(parent: Path) -> int:
+    """Delete scratch folders left in ``parent`` by Trackpaint processes that no longer exist
+    (killed before their finalizer ran). Returns how many were removed. POSIX only: elsewhere
+    a process cannot be probed safely, and nothing is removed."""
+    if os.name != "posix" or not parent.is_dir():
+        return 0
+    removed = 0
+    for folder in parent.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid_text = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += not folder.exists()
+    return removed
 
 
 def _close_scratch(db: sqlite3.Connection, scratch_dir: Path) -> None:

@@ -379,3 +379,30 @@ def test_sigkill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
         with Project.open(alone) as back:
             assert (back.states() == FrameState.PAINTED).all()
             assert all(back.labels(t).mask.shape == (128, 128) for t in range(40))
+
+
+def test_scratch_folders_of_dead_processes_are_swept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tracker_core.project import SCRATCH_PREFIX, Project
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = tmp_path / f"{SCRATCH_PREFIX}{int(child.stdout)}-abc"
+    alive = tmp_path / f"{SCRATCH_PREFIX}{os.getppid()}-def"
+    unrelated = tmp_path / "someone-else"
+    for folder in (dead, alive, unrelated):
+        folder.mkdir()
+        (folder / "work.sqlite").write_bytes(b"x")
+    with Project.new(tmp_path / "v.mp4", 3, 8, 8, scratch_dir=tmp_path) as project:
+        assert project.num_frames == 3
+        assert not dead.exists()
+        assert alive.exists() and unrelated.exists()
+        mine = [p for p in tmp_path.glob(f"{SCRATCH_PREFIX}{os.getpid()}-*")]
+        assert len(mine) == 1  # the open project's own scratch folder is kept
