@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tracker_core.durable import fsync_dir
+
 from .errors import ExportError, MaskError
 
 
@@ -240,22 +242,6 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
-def _fsync_directory(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX only; best effort)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_indexed_png(path: str | Path, mask: np.ndarray) -> None:
     """Write ids as an indexed ('P' mode) PNG with the DAVIS palette, atomically.
 
@@ -292,4 +278,4 @@ def write_indexed_png(path: str | Path, mask: np.ndarray) -> None:
         _remove_quietly(tmp)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ExportError(f"cannot write mask PNG: {reason}", path) from exc
-    _fsync_directory(path.parent)
+    fsync_dir(path.parent)

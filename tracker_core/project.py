@@ -52,6 +52,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tracker_core.durable import fsync_dir
 from tracker_core.errors import MaskError, ProjectError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import validate_mask
@@ -267,20 +268,6 @@ def _relative_video_path(video: Path, project_dir: Path) -> str:
         return Path(os.path.relpath(video, project_dir)).as_posix()
     except ValueError:  # different drive on Windows
         return video.as_posix()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _check_sqlite_header(path: Path) -> None:
@@ -820,7 +807,7 @@ class Project:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         except (OSError, sqlite3.Error) as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()

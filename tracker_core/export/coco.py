@@ -35,6 +35,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from tracker_core import __version__
+from tracker_core.durable import fsync_dir
 from tracker_core.errors import ExportError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette
@@ -358,12 +359,7 @@ def _write_json_atomic(path: Path, document: Json) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise ExportError(f"cannot write COCO file ({exc.strerror or exc})", path) from exc
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 # --- import helpers ---------------------------------------------------------------------------

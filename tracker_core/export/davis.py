@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker_core.durable import fsync_dir
 from tracker_core.errors import ExportError, MaskError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette, load_mask, write_indexed_png
@@ -238,7 +239,7 @@ def recover_interrupted_swap(target: Path) -> bool:
     for backup in backups:
         with contextlib.suppress(OSError):
             os.rename(backup, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return True
     return False
 
@@ -253,7 +254,7 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     try:
         if target.exists() and _exchange(staging, target):
             shutil.rmtree(staging, ignore_errors=True)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return
         if target.exists():
             backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
@@ -268,17 +269,7 @@ def _swap_into_place(staging: Path, target: Path) -> None:
         ) from exc
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries to disk where the platform allows it (best effort)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(target.parent)
 
 
 def _indexed_png_files(folder: Path) -> dict[int, Path]:

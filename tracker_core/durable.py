@@ -1,0 +1,22 @@
+"""Durable file-system steps shared by every atomic save (temp file + fsync + rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries so a rename inside it survives a power loss.
+
+    Best effort: a no-op where folders cannot be opened or synced (Windows, some filesystems).
+    """
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
