@@ -37,6 +37,7 @@ from pycocotools import mask as mask_utils
 from tracker_core import __version__
 from tracker_core.durable import fsync_dir
 from tracker_core.errors import ExportError
+from tracker_core.export.checks import check_frame_hw, check_frame_index
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette
 from tracker_core.video import list_frame_files
@@ -77,7 +78,7 @@ def export_coco(
             cannot be written; the message names the path, and no partial file is left.
     """
     path = Path(path)
-    hw = _check_frame_hw(frame_hw, path)
+    hw = check_frame_hw(frame_hw, path)
     if num_frames < 0:
         raise ExportError(f"number of frames must be >= 0, got {num_frames}", path)
     name_of = _file_name_function(file_names, num_frames, path)
@@ -85,7 +86,7 @@ def export_coco(
     annotations: list[Json] = []
     seen: set[int] = set()
     for index, labels in frames:
-        i = _check_frame_index(index, num_frames, seen, path)
+        i = check_frame_index(index, num_frames, seen, path)
         seen.add(i)
         try:
             annotations += _frame_annotations(i, labels, by_id, hw, polygons)
@@ -140,24 +141,6 @@ def import_coco(path: Path) -> tuple[list[ObjectSpec], dict[int, FrameLabels], t
 
 
 # --- export helpers ---------------------------------------------------------------------------
-
-
-def _check_frame_hw(frame_hw: tuple[int, int], path: Path) -> tuple[int, int]:
-    """Return ``(H, W)`` as ints after checking both are positive."""
-    h, w = (int(v) for v in frame_hw)
-    if h <= 0 or w <= 0:
-        raise ExportError(f"frame size must be positive, got {h}x{w}", path)
-    return h, w
-
-
-def _check_frame_index(index: int, num_frames: int, seen: set[int], path: Path) -> int:
-    """Return ``index`` as int after checking it is in range and not given before."""
-    i = int(index)
-    if not 0 <= i < num_frames:
-        raise ExportError(f"frame index {i} out of range 0..{num_frames - 1}", path)
-    if i in seen:
-        raise ExportError(f"frame {i} given twice", path)
-    return i
 
 
 def _file_name_function(

@@ -28,6 +28,7 @@ import numpy as np
 
 from tracker_core.durable import fsync_dir
 from tracker_core.errors import ExportError, MaskError
+from tracker_core.export.checks import check_frame_hw, check_frame_index
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette, load_mask, write_indexed_png
 
@@ -63,7 +64,7 @@ def export_davis(
             names the path); nothing is left behind and a previous export stays intact.
     """
     _check_video_name(video_name)
-    hw = _check_frame_hw(frame_hw)
+    hw = check_frame_hw(frame_hw)
     if num_frames < 0:
         raise ExportError(f"number of frames must be >= 0, got {num_frames}")
     target = Path(out_dir) / "Annotations" / video_name
@@ -106,7 +107,7 @@ def import_davis(
         raise ExportError("not a folder of DAVIS masks", folder)
     files = _indexed_png_files(folder)
     masks: dict[int, np.ndarray] = {}
-    hw = None if frame_hw is None else _check_frame_hw(frame_hw)
+    hw = None if frame_hw is None else check_frame_hw(frame_hw)
     for index, path in sorted(files.items()):
         mask = _read_mask(path, hw)
         hw = (mask.shape[0], mask.shape[1])
@@ -126,14 +127,6 @@ def _check_video_name(video_name: str) -> None:
         or "\0" in video_name
     ):
         raise ExportError(f"invalid video name {video_name!r} for a DAVIS folder")
-
-
-def _check_frame_hw(frame_hw: tuple[int, int]) -> tuple[int, int]:
-    """Return ``(H, W)`` as ints after checking both are positive."""
-    h, w = (int(v) for v in frame_hw)
-    if h <= 0 or w <= 0:
-        raise ExportError(f"frame size must be positive, got {h}x{w}")
-    return h, w
 
 
 def _make_staging_dir(target: Path) -> Path:
@@ -158,7 +151,7 @@ def _write_all_frames(
     """Write the labelled frames, then an all-zero mask for every frame not given."""
     written: set[int] = set()
     for index, labels in frames:
-        i = _check_frame_index(index, num_frames, written, target)
+        i = check_frame_index(index, num_frames, written, target)
         _write_frame(staging, target, i, _frame_mask(labels, frame_hw, i, target))
         written.add(i)
         if progress is not None:
@@ -170,16 +163,6 @@ def _write_all_frames(
             written.add(i)
             if progress is not None:
                 progress(len(written), num_frames)
-
-
-def _check_frame_index(index: int, num_frames: int, seen: set[int], target: Path) -> int:
-    """Return ``index`` as int after checking it is in range and not given before."""
-    i = int(index)
-    if not 0 <= i < num_frames:
-        raise ExportError(f"frame index {i} out of range 0..{num_frames - 1}", target)
-    if i in seen:
-        raise ExportError(f"frame {i} given twice", target)
-    return i
 
 
 def _frame_mask(
