@@ -45,6 +45,13 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--crop-size", type=int, default=160)
     parser.add_argument("--ckpt-every", type=int, default=TrainConfig.ckpt_every)
     parser.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="stop (and checkpoint) at this step without changing the schedule",
+    )
+    parser.add_argument(
         "--lab-weight",
         type=float,
         default=TrainConfig.lab_weight,
@@ -94,6 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             command=command,
             show_progress=not args.no_progress,
+            stop_at=args.stop_at,
         )
     except TrackpaintError as exc:
         print(f"trackpaint train: {exc}", file=sys.stderr)

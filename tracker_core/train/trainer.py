@@ -196,13 +196,15 @@ def train(
     bank: ClipBank | None = None,
     show_progress: bool = True,
     on_step: Callable[[StepReport], None] | None = None,
+    stop_at: int | None = None,
 ) -> Path:
     """Train (or continue training) an encoder; returns the checkpoint path.
 
     With ``resume``, the network, optimizer, step, wall time, centroids and sampler RNG are
     restored and training continues to ``config.steps`` (the resumed run's config is used except
     for ``steps``, ``ckpt_every`` and ``lab_weight``, taken from ``config``).
-    ``bank`` overrides ``roots`` (used by tests).
+    ``bank`` overrides ``roots`` (used by tests). ``stop_at`` ends the run early at that step
+    (checkpointed) without changing the learning-rate schedule, so it can be resumed later.
     """
     out = Path(out)
     torch_device = torch.device(device)
@@ -250,7 +252,8 @@ def train(
     )
     ema: dict[str, float] = {}
     tic = time.perf_counter()
-    for step in range(start, config.steps):
+    end = config.steps if stop_at is None else max(start, min(stop_at, config.steps))
+    for step in range(start, end):
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -261,7 +264,7 @@ def train(
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in ema.items()}, refresh=False)
         done = step + 1
-        if done % config.ckpt_every == 0 or done == config.steps:
+        if done % config.ckpt_every == 0 or done == end:
             progress |= {
                 "steps": done,
                 "wall_time_s": wall + time.perf_counter() - tic,
@@ -271,6 +274,6 @@ def train(
         if on_step is not None:
             on_step(StepReport(done, config.steps, losses, lr))
     bar.close()
-    if start >= config.steps:
+    if start >= end:
         save_training(out, net, optimizer, rng, centroids, config, progress)
     return out
