@@ -39,7 +39,9 @@ class PropagationConfig:
     temperature: float = 0.05
     n_recent: int = 7
     n_keyframes: int = 3
-    tile: int = 4  # exact for any size; 4 measured fastest (175 vs 194 ms CPU/frame at 8)
+    # Tile edge in cells; exact for any size. 0 = by feature width: 4 for narrow features (Lab:
+    # 175 vs 194 ms CPU/frame at 8), 8 for wide ones (learned 67-d: 361 vs 425 ms at 4).
+    tile: int = 0
     keypoint_sigma: float = 0.5
     keypoint_visible_threshold: float = 0.3
     refine_radius: int = 4  # guided-filter radius in pixels for mask boundaries (0 = off)
@@ -47,8 +49,8 @@ class PropagationConfig:
     def __post_init__(self) -> None:
         if self.radius < 0 or self.keyframe_radius < 0:
             raise ValueError("radius must be >= 0")
-        if self.topk < 1 or self.n_recent < 1 or self.n_keyframes < 1 or self.tile < 1:
-            raise ValueError("topk, n_recent, n_keyframes and tile must be >= 1")
+        if self.topk < 1 or self.n_recent < 1 or self.n_keyframes < 1 or self.tile < 0:
+            raise ValueError("topk, n_recent, n_keyframes must be >= 1 and tile >= 0")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
 
@@ -444,10 +446,12 @@ def propagate(
     def labels_of(idx: int) -> torch.Tensor:
         return encode_labels(references[idx], layout, frame_hw, s, sigma)
 
-    def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
-        return make_reference(feats, labels, radius, cfg.tile)
-
     first_feats = encoder.encode(first)
+    tile = cfg.tile or (4 if first_feats.shape[0] <= 16 else 8)
+
+    def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
+        return make_reference(feats, labels, radius, tile)
+
     long_term = [
         reference(
             first_feats if k == start else encoder.encode(frames(k)),

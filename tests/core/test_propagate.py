@@ -167,3 +167,12 @@ def test_confidence_drops_when_an_object_vanishes():
     assert mask_confidence(start, start_area) > 0.95
     assert mask_confidence(lost, start_area) == 0.0
     assert mask_confidence(shrunk, start_area) == pytest.approx(0.5)
+
+
+def test_learned_encoder_input_matches_the_training_normalisation():
+    from tracker_core.encoder import lab_image
+    from tracker_core.nets import frames_to_input, lab_to_input
+
+    frames, _ = make_moving_square_frames(n=1, h=32, w=48)
+    fast = lab_to_input(torch.from_numpy(lab_image(frames[0])).permute(2, 0, 1)[None])
+    assert torch.allclose(fast, frames_to_input(frames[0][None]), atol=0.01)
