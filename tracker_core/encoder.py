@@ -9,6 +9,7 @@ Lab colours, and a fused encoder concatenates both (distance = learned + weight^
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -99,13 +100,26 @@ class LearnedEncoder:
         name: str = "learned",
         lab_weight: float = 0.0,
         device: str = "cpu",
+        precision: str = "auto",
     ) -> None:
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
         self.net = net.eval().to(device)
         self.device = device
+        self.precision = precision
         self.stride = int(net.stride)
         self.lab_weight = float(lab_weight)
         self.dim = int(net.dim) + (3 if self.lab_weight > 0 else 0)
         self.name = name
+
+    @torch.inference_mode()
+    def _faster_precision(self, x: torch.Tensor) -> str:
+        """ "bf16" where bfloat16 autocast runs faster than float32 on this machine (CPUs with
+        native bf16, e.g. AVX-512 BF16: 63 vs 128 ms per 480p frame here; features agree to
+        cosine 0.99997), else "fp32". Measured once, on the first frame."""
+        fp32 = _time_forward(self.net, x, bf16=False)
+        bf16 = _time_forward(self.net, x, bf16=True)
+        return "bf16" if bf16 < 0.8 * fp32 else "fp32"
 
     @torch.inference_mode()
     def encode(self, frame: np.ndarray) -> torch.Tensor:
@@ -120,7 +134,10 @@ class LearnedEncoder:
         lab = lab_image(frame)
         h, w = grid_size(frame.shape[0], frame.shape[1], self.stride)
         x = lab_to_input(torch.from_numpy(lab).permute(2, 0, 1)[None]).to(self.device)
-        feats = self.net(x)[0].float().cpu()
+        if self.precision == "auto":
+            self.precision = self._faster_precision(x)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+            feats = self.net(x)[0].float().cpu()
         if feats.shape[1:] != (h, w):
             feats = F.interpolate(feats[None], size=(h, w), mode="bilinear", align_corners=False)[0]
         feats = F.normalize(feats, dim=0)
@@ -128,6 +145,15 @@ class LearnedEncoder:
             colour = torch.from_numpy(pool_lab(lab, self.stride) * self.lab_weight)
             feats = torch.cat([feats, colour], dim=0)
         return feats
+
+
+def _time_forward(net: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
+    """Seconds for one forward pass (after one warm-up pass)."""
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
+        net(x)
+        t0 = time.perf_counter()
+        net(x)
+    return time.perf_counter() - t0
 
 
 def load_encoder(path: str | Path | None = None, lab_weight: float | None = None) -> Encoder:

@@ -176,3 +176,19 @@ def test_learned_encoder_input_matches_the_training_normalisation():
     frames, _ = make_moving_square_frames(n=1, h=32, w=48)
     fast = lab_to_input(torch.from_numpy(lab_image(frames[0])).permute(2, 0, 1)[None])
     assert torch.allclose(fast, frames_to_input(frames[0][None]), atol=0.01)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_learned_encoder_precisions_give_the_same_unit_features(precision):
+    from tracker_core.encoder import LearnedEncoder
+    from tracker_core.nets import NetConfig, TrackNet, build_net
+
+    torch.manual_seed(0)
+    net = build_net(TrackNet.arch, NetConfig().to_dict())
+    frames, _ = make_moving_square_frames(n=1, h=64, w=96)
+    ref = LearnedEncoder(net, precision="fp32").encode(frames[0])
+    enc = LearnedEncoder(net, precision=precision)
+    out = enc.encode(frames[0])
+    assert enc.precision in ("fp32", "bf16")
+    assert out.shape == ref.shape == (64, 8, 12)
+    assert torch.nn.functional.cosine_similarity(out, ref, dim=0).min() > 0.99
