@@ -127,7 +127,15 @@ def encode_labels(
     """FrameLabels -> (layout.num_channels, h, w) float32 soft labels on the grid."""
     grid_hw = grid_size(frame_hw[0], frame_hw[1], stride)
     mask = labels.mask if labels.mask is not None else np.zeros(frame_hw, np.uint8)
-    parts = [mask_to_soft(mask, layout.mask_ids, grid_hw)]
+    masks = mask_to_soft(mask, layout.mask_ids, grid_hw)
+    return torch.cat([masks, encode_keypoints(labels, layout, stride, grid_hw, sigma)], dim=0)
+
+
+def encode_keypoints(
+    labels: FrameLabels, layout: LabelLayout, stride: int, grid_hw: tuple[int, int], sigma: float
+) -> torch.Tensor:
+    """The keypoint channels of :func:`encode_labels`: (sum of points, h, w) heatmaps."""
+    parts = [torch.zeros(0, *grid_hw)]
     for obj, count in layout.keypoints:
         pts = labels.keypoints.get(obj)
         if pts is None:
@@ -487,7 +495,7 @@ def propagate(
         feedback = soft.clone()
         m = layout.num_mask_channels
         if layout.keypoints:
-            sharp = encode_labels(labels, layout, frame_hw, s, sigma)[m:]
+            sharp = encode_keypoints(labels, layout, s, tuple(soft.shape[1:]), sigma)
             seen = sharp.flatten(1).amax(dim=1) > 0
             feedback[m:][seen] = sharp[seen]
         recent.append(reference(feats, feedback, cfg.radius))
