@@ -147,7 +147,6 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
     cfg = protocol_from_args(args)
     files = [Path(p) for p in args.badja]
     expanded = [f for p in files for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
-    totals = {0.1: [0, 0], 0.2: [0, 0]}
     per_seq = []
     for path in expanded:
         name = path.stem
@@ -156,11 +155,8 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
             counts = evaluate_keypoints(video, labelled, encoder, cfg)
         scores = {a: c / max(t, 1) for a, (c, t) in counts.items()}
         per_seq.append(scores)
-        for a, (c, t) in counts.items():
-            totals[a][0] += c
-            totals[a][1] += t
         print(f"{name:20s} PCK@0.1 {100 * scores[0.1]:5.1f}  PCK@0.2 {100 * scores[0.2]:5.1f}")
-    mean = {a: float(np.mean([s[a] for s in per_seq])) for a in totals}
+    mean = {a: float(np.mean([s[a] for s in per_seq])) for a in (0.1, 0.2)}
     print(f"{'mean':20s} PCK@0.1 {100 * mean[0.1]:5.1f}  PCK@0.2 {100 * mean[0.2]:5.1f}")
     return 0
 
