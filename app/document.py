@@ -8,7 +8,7 @@ several widgets share (current frame, active object, active keypoint).
 
 from __future__ import annotations
 
-import contextlib
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from tracker_core.errors import ProjectError, VideoError
 from tracker_core.labels import ObjectSpec
 from tracker_core.masks import load_mask
 from tracker_core.project import PROJECT_SUFFIX, FrameState, Project
+from tracker_core.recovery import Autosave, RecoveryStore, busy_note
 from tracker_core.session import ChangeEvent, Session
 from tracker_core.video import VideoSource
 
@@ -28,7 +29,21 @@ SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
 SAMPLE_CLIP = SAMPLE_DIR / "bear"
 SAMPLE_MASK = SAMPLE_DIR / "bear_00000.png"
 
-AskRecover = Callable[[Path], bool]
+
+class Recovery(enum.Enum):
+    """The user's answer to "recover unsaved work?"."""
+
+    RECOVER = "recover"  # open the autosaved state (it becomes this process's autosave)
+    DISCARD = "discard"  # delete the autosave and open what was saved (or the bare video)
+    CANCEL = "cancel"  # open nothing; keep the autosave for later
+
+
+AskRecover = Callable[[Autosave, str], Recovery]
+"""Asked with the autosave on offer and the question's text (age, contents, whose work)."""
+
+
+class OpenCancelledError(Exception):
+    """The user chose not to open the document now (the autosave is kept)."""
 
 
 def is_project_file(path: Path) -> bool:
@@ -51,6 +66,7 @@ class Opened:
     project: Project
     display: VideoSource
     worker_video: VideoSource
+    notes: tuple[str, ...] = ()  # status lines (e.g. another instance's autosave left alone)
 
 
 def _open_videos(path: Path) -> tuple[VideoSource, VideoSource]:
@@ -64,39 +80,44 @@ def _open_videos(path: Path) -> tuple[VideoSource, VideoSource]:
 
 
 def open_document(
-    path: Path, scratch_dir: Path | None, ask_recover: AskRecover | None = None
+    path: Path,
+    scratch_dir: Path | None,
+    ask_recover: AskRecover | None = None,
+    recovery: RecoveryStore | None = None,
 ) -> Opened:
     """Open a project file, or a video file / frame folder as a new project.
 
-    When an autosave newer than the project exists, ``ask_recover(autosave_path)`` decides
-    whether to open it instead. Raises VideoError/ProjectError with a one-line message.
+    When ``recovery`` (default: the per-user folder) holds an autosave of exactly this document
+    (the project file, or the video of never-saved work) that no other running instance owns,
+    ``ask_recover`` decides: recover it, discard it, or cancel (raises OpenCancelledError). Raises
+    VideoError/ProjectError with a one-line message.
     """
+    store = recovery if recovery is not None else RecoveryStore()
     path = Path(path).absolute()
     if not path.exists():
         raise VideoError("no such file or folder", path)
-    if is_project_file(path):
-        project = Project.open(path, scratch_dir=scratch_dir)
-        recovery = project.recovery_path()
-        if recovery is not None and ask_recover is not None and ask_recover(recovery):
-            project.close()
-            project = Project.open(path, from_autosave=True, scratch_dir=scratch_dir)
-        video_path = project.video_path
-    else:
-        video_path = path
-        project = None
+    project: Project | None = None
+    notes: list[str] = []
+    display = worker = None
     try:
+        if is_project_file(path):
+            project = Project.open(path, scratch_dir=scratch_dir, recovery=store)
+            project = _offer_recovery(project, scratch_dir, store, ask_recover, notes)
+            video_path = project.video_path
+        else:
+            video_path = path
         display, worker = _open_videos(video_path)
-    except BaseException:
-        if project is not None:
-            project.close()
-        raise
-    try:
         if project is None:
             project = Project.new(
-                video_path, len(display), display.height, display.width, scratch_dir=scratch_dir
+                video_path,
+                len(display),
+                display.height,
+                display.width,
+                scratch_dir=scratch_dir,
+                recovery=store,
             )
-            project = _maybe_recover_unsaved(project, scratch_dir, ask_recover)
-        elif (project.num_frames, project.height, project.width) != (
+            project = _offer_recovery(project, scratch_dir, store, ask_recover, notes)
+        if (project.num_frames, project.height, project.width) != (
             len(display),
             display.height,
             display.width,
@@ -104,27 +125,43 @@ def open_document(
             raise ProjectError(
                 f"the video has {len(display)} frames of {display.width}x{display.height} but "
                 f"the project expects {project.num_frames} of {project.width}x{project.height}",
-                path,
+                project.path or path,
             )
     except BaseException:
-        display.close()
-        worker.close()
+        for video in (display, worker):
+            if video is not None:
+                video.close()
         if project is not None:
             project.close()
         raise
-    return Opened(project, display, worker)
+    return Opened(project, display, worker, tuple(notes))
 
 
-def _maybe_recover_unsaved(
-    project: Project, scratch_dir: Path | None, ask_recover: AskRecover | None
+def _offer_recovery(
+    project: Project,
+    scratch_dir: Path | None,
+    store: RecoveryStore,
+    ask_recover: AskRecover | None,
+    notes: list[str],
 ) -> Project:
-    """A new project on a video whose unsaved work was autosaved: offer that autosave."""
-    recovery = project.recovery_path()
-    if recovery is None or ask_recover is None or not ask_recover(recovery):
+    """Offer the autosave that belongs to ``project`` (if any); returns the document to edit
+    (``project`` itself, or the recovered one, in which case ``project`` is closed)."""
+    offer = project.recovery_offer()
+    notes.extend(busy_note(a) for a in offer.busy)
+    if offer.autosave is None or ask_recover is None:
         return project
-    target = recovery.with_name(recovery.name.removesuffix(".autosave"))
-    recovered = Project.open(target, from_autosave=True, scratch_dir=scratch_dir)
+    answer = ask_recover(offer.autosave, store.question(offer.autosave))
+    if answer is Recovery.CANCEL:
+        raise OpenCancelledError(str(offer.autosave.path))
+    if answer is Recovery.DISCARD:
+        store.discard(offer)
+        return project
+    recovered = Project.recover(offer.autosave, scratch_dir=scratch_dir, recovery=store)
     project.close()
+    try:
+        recovered.adopt(offer)
+    except ProjectError as exc:  # the offered file stays: it is still the only copy on disk
+        notes.append(f"The recovered work could not be autosaved: {exc}")
     return recovered
 
 
@@ -233,9 +270,8 @@ class Document(QObject):
         return spec
 
     def remove_autosave(self) -> None:
-        """Forget the recovery file (the user chose to discard the changes)."""
-        with contextlib.suppress(OSError):
-            self.project.autosave_path().unlink(missing_ok=True)
+        """Forget this document's autosave (the user chose to discard the changes)."""
+        self.project.discard_autosave()
 
     # ---- events ------------------------------------------------------------------------------
 

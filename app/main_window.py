@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app.actions import ACTIONS, MENUS, build_actions
 from app.canvas import Canvas, Tool
 from app.dialogs import ExportDialog, ShortcutsDialog
-from app.document import SAMPLE_CLIP, Document, open_document
+from app.document import SAMPLE_CLIP, Document, OpenCancelledError, Recovery, open_document
 from app.errors import guarded, show_error
 from app.jobs import AdaptProgress, Job, JobRunner, adapt_work, propagation_work
 from app.navigation import Navigator
@@ -38,6 +38,7 @@ from app.timeline import Timeline
 from tracker_core.encoder import Encoder, LabEncoder, LearnedEncoder, load_encoder
 from tracker_core.errors import TrackpaintError
 from tracker_core.project import PROJECT_SUFFIX, FrameState
+from tracker_core.recovery import Autosave, RecoveryStore
 from tracker_core.session import ChangeEvent, Direction, PropagationProgress
 from tracker_core.train.adapt import AdaptConfig
 from tracker_core.video import IMAGE_EXTENSIONS
@@ -76,7 +77,8 @@ def media_path(path: Path) -> Path:
 
 
 class MainWindow(QMainWindow):
-    """The Trackpaint window. ``encoder`` is used for propagation (None: ``load_encoder()``)."""
+    """The Trackpaint window. ``encoder`` is used for propagation (None: ``load_encoder()``);
+    ``recovery`` is where autosaves go (None: the per-user recovery folder)."""
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class MainWindow(QMainWindow):
         scratch_dir: Path | None = None,
         autosave_ms: int = 60_000,
         settings: QSettings | None = None,
+        recovery: RecoveryStore | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle(APP_NAME)
@@ -95,6 +98,7 @@ class MainWindow(QMainWindow):
         self.encoder: Encoder = encoder if encoder is not None else load_encoder()
         self._scratch_dir = scratch_dir
         self.settings = settings if settings is not None else QSettings()
+        self.recovery = recovery if recovery is not None else RecoveryStore()
         self.doc: Document | None = None
         self.runner = JobRunner(self)
         self._edits = 0  # change counter, for autosave
@@ -456,7 +460,10 @@ class MainWindow(QMainWindow):
             return False
         try:
             scratch = self._scratch_dir or default_scratch_dir()
-            opened = open_document(path, scratch, self._ask_recover)
+            opened = open_document(path, scratch, self._ask_recover, self.recovery)
+        except OpenCancelledError:
+            self._show_message(f"Not opened; the autosave of {path.name} is kept")
+            return False
         except TrackpaintError as exc:
             show_error(self, str(exc), "Cannot open")
             return False
@@ -464,18 +471,31 @@ class MainWindow(QMainWindow):
         self._set_document(doc)
         if remember:
             self.recent.add(path)
+        for note in opened.notes:
+            self._show_message(note)
         return True
 
-    def _ask_recover(self, autosave: Path) -> bool:
+    def _ask_recover(self, autosave: Autosave, text: str) -> Recovery:
+        """Ask whether to recover ``autosave`` (Yes), delete it (No) or open nothing (Cancel)."""
+        if autosave.owner.kind == "video":
+            no = f"No deletes it and opens {autosave.owner.name} with nothing painted"
+        else:
+            no = "No deletes the autosave and opens the saved project"
         answer = QMessageBox.question(
             self,
             "Recover unsaved work?",
-            f"An autosave newer than the saved project exists:\n{autosave}\n\n"
-            "Open the autosaved state? (No opens the last saved state.)",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            f"{text}\n\nOpen the autosaved work? {no}; Cancel opens nothing now and keeps "
+            "the autosave.",
+            QMessageBox.StandardButton.Yes
+            | QMessageBox.StandardButton.No
+            | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Yes,
         )
-        return answer == QMessageBox.StandardButton.Yes
+        if answer == QMessageBox.StandardButton.Yes:
+            return Recovery.RECOVER
+        if answer == QMessageBox.StandardButton.No:
+            return Recovery.DISCARD
+        return Recovery.CANCEL
 
     def _set_document(self, doc: Document | None) -> None:
         self.doc = doc

@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: synthetic clips on disk. Qt runs offscreen in every test."""
+"""Shared pytest fixtures: synthetic clips on disk, a private recovery folder. Qt runs offscreen
+in every test."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from tests.fixtures_video import (
     write_frame_folder,
     write_video,
 )
+from tracker_core.recovery import RECOVERY_ENV
 
 Clip = tuple[Path, list[np.ndarray], list[np.ndarray]]
+
+
+@pytest.fixture(autouse=True)
+def recovery_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every child process it starts) autosaves into its own folder, never into
+    the user's real recovery folder: ``$TRACKPAINT_RECOVERY_DIR`` points there."""
+    folder = tmp_path_factory.mktemp("recovery")
+    monkeypatch.setenv(RECOVERY_ENV, str(folder))
+    return folder
 
 
 @pytest.fixture

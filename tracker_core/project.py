@@ -20,9 +20,12 @@ pass a disk-backed folder where that is a RAM-backed tmpfs); every edit is writt
 source, ids) live in RAM.
 :meth:`Project.save` copies the scratch database to the destination atomically (temp file in the
 same directory, fsync, ``os.replace``, fsync of the directory), so a crash at any moment leaves
-either the old or the new complete file. :meth:`Project.autosave` does the same to a recovery
-file ``<project>.autosave`` beside the project; :meth:`Project.recovery_path` reports one that is
-newer than the project so a GUI can offer it (``Project.open(path, from_autosave=True)``).
+either the old or the new complete file. :meth:`Project.autosave` does the same to this process's
+file in the per-user recovery folder (:mod:`tracker_core.recovery`: keyed by the project file, or
+by the video for a never-saved project; never beside the project or the video), adding an
+``autosave`` meta row that says whose it is, when it was written and what it holds.
+:meth:`Project.recovery_offer` says which autosave to offer when the document is opened, and
+:meth:`Project.recover` opens one.
 
 Thread safety: every public method takes an internal re-entrant lock, so a worker thread may write
 frames while the GUI thread reads them. :class:`~tracker_core.session.Session` is the only
@@ -56,9 +59,21 @@ from tracker_core.durable import fsync_dir
 from tracker_core.errors import MaskError, ProjectError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import validate_mask
+from tracker_core.recovery import (
+    AUTOSAVE_META_KEY,
+    PROJECT_FORMAT,
+    Autosave,
+    Contents,
+    Offer,
+    Owner,
+    RecoveryStore,
+    legacy_autosave_path,
+    project_owner,
+    video_owner,
+)
 
 SCHEMA_VERSION = 1
-FILE_FORMAT = "trackpaint-project"
+FILE_FORMAT = PROJECT_FORMAT  # "trackpaint-project"
 AUTOSAVE_SUFFIX = ".autosave"
 PROJECT_SUFFIX = ".trackpaint"
 DEFAULT_CACHE_SIZE = 16
@@ -258,8 +273,9 @@ def check_keypoints(keypoints: Mapping[int, np.ndarray], objects: Mapping[int, O
 
 
 def autosave_path_for(project_path: Path) -> Path:
-    """The recovery file beside ``project_path``: ``<name>.autosave``."""
-    return project_path.with_name(project_path.name + AUTOSAVE_SUFFIX)
+    """Where earlier versions autosaved: ``<name>.autosave`` beside ``project_path``. Only read
+    (offered once, when newer than the project); autosaves now go to the recovery folder."""
+    return legacy_autosave_path(project_path)
 
 
 def _relative_video_path(video: Path, project_dir: Path) -> str:
@@ -310,10 +326,12 @@ class Project:
         path: Path | None,
         cache_size: int,
         scratch_dir: str | Path | None = None,
+        recovery: RecoveryStore | None = None,
         _scratch_from: Path | None = None,
     ) -> None:
         """Use :meth:`new` or :meth:`open`. Builds the scratch database in a new folder under
-        ``scratch_dir`` (a copy of ``_scratch_from`` when given, else empty)."""
+        ``scratch_dir`` (a copy of ``_scratch_from`` when given, else empty). ``recovery`` is
+        where autosaves go (default: :class:`~tracker_core.recovery.RecoveryStore` ``()``)."""
         if info.num_frames < 1 or info.height < 1 or info.width < 1:
             raise ProjectError(
                 f"video size {info.num_frames}x{info.height}x{info.width} is empty", path
@@ -332,6 +350,8 @@ class Project:
         self._cache_size = max(1, int(cache_size))
         self._cache: OrderedDict[int, FrameLabels] = OrderedDict()
         self._modified = False
+        self._recovery = recovery if recovery is not None else RecoveryStore()
+        self._video_owner: Owner | None = None
         parent = Path(scratch_dir) if scratch_dir is not None else Path(tempfile.gettempdir())
         sweep_stale_scratch(parent)
         try:
@@ -378,11 +398,20 @@ class Project:
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         scratch_dir: str | Path | None = None,
+        recovery: RecoveryStore | None = None,
     ) -> Project:
         """A new, unsaved project for a video of ``num_frames`` frames of ``height x width``.
-        ``cache_size`` bounds the decoded frames kept in RAM; ``scratch_dir`` see module doc."""
+        ``cache_size`` bounds the decoded frames kept in RAM; ``scratch_dir`` see module doc;
+        ``recovery`` the autosave folder (default: the per-user one)."""
         info = ProjectInfo(Path(video_path).absolute(), int(num_frames), int(height), int(width))
-        return cls(info, objects, path=None, cache_size=cache_size, scratch_dir=scratch_dir)
+        return cls(
+            info,
+            objects,
+            path=None,
+            cache_size=cache_size,
+            scratch_dir=scratch_dir,
+            recovery=recovery,
+        )
 
     @classmethod
     def open(
@@ -392,16 +421,52 @@ class Project:
         from_autosave: bool = False,
         cache_size: int = DEFAULT_CACHE_SIZE,
         scratch_dir: str | Path | None = None,
+        recovery: RecoveryStore | None = None,
     ) -> Project:
-        """Open a project file (or, with ``from_autosave``, its recovery file while keeping
-        ``path`` as the document path and marking it modified).
+        """Open a project file (or, with ``from_autosave``, the autosave :meth:`recovery_offer`
+        would offer for it, keeping ``path`` as the document path and marking it modified).
 
         Raises ProjectError (one line, naming the file) for a missing, truncated, corrupt or
         non-project file, missing tables, a schema_version newer than this program, or
-        inconsistent content (bad objects JSON, frame rows out of range or with unknown ids).
+        inconsistent content (bad objects JSON, frame rows out of range or with unknown ids);
+        with ``from_autosave`` also when the project has no autosave to offer.
         """
         path = Path(path).absolute()
-        source = autosave_path_for(path) if from_autosave else path
+        store = recovery if recovery is not None else RecoveryStore()
+        source = path
+        if from_autosave:
+            offered = store.offer(project_owner(path), project_file=path).autosave
+            if offered is None:
+                raise ProjectError("the project has no autosave to recover", path)
+            source = offered.path
+        return cls._open_from(source, path, cache_size, scratch_dir, store, from_autosave)
+
+    @classmethod
+    def recover(
+        cls,
+        autosave: Autosave,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        scratch_dir: str | Path | None = None,
+        recovery: RecoveryStore | None = None,
+    ) -> Project:
+        """Open an autosave found by :meth:`RecoveryStore.offer` as the document it belongs to:
+        the saved project's path, or no path for unsaved work on a video; marked modified.
+        Then call :meth:`adopt` so the recovered state is this process's autosave."""
+        path = autosave.owner.path if autosave.owner.kind == "project" else None
+        return cls._open_from(autosave.path, path, cache_size, scratch_dir, recovery, True)
+
+    @classmethod
+    def _open_from(
+        cls,
+        source: Path,
+        path: Path | None,
+        cache_size: int,
+        scratch_dir: str | Path | None,
+        recovery: RecoveryStore | None,
+        modified: bool,
+    ) -> Project:
+        """Open the database ``source`` as the document at ``path``; see :meth:`open`."""
         if not source.exists():
             raise ProjectError("no such project file", source)
         if not source.is_file():
@@ -415,6 +480,7 @@ class Project:
                 path=path,
                 cache_size=cache_size,
                 scratch_dir=scratch_dir,
+                recovery=recovery,
                 _scratch_from=source,
             )
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
@@ -424,7 +490,7 @@ class Project:
         except BaseException:
             project.close()
             raise
-        project._modified = from_autosave
+        project._modified = modified
         return project
 
     def _load_frame_meta(self, source: Path) -> None:
@@ -746,49 +812,82 @@ class Project:
     def save(self, path: str | Path | None = None) -> Path:
         """Atomically write the project to ``path`` (default: the current path) and make it the
         document path. On failure the previous file is intact and ProjectError is raised.
-        A successful save removes the now-outdated autosave file."""
+        A successful save removes this document's autosave (the one under the old key too,
+        after a save to a new path: later autosaves are keyed by the new path)."""
         with self._lock:
             target = Path(path).absolute() if path is not None else self._path
             if target is None:
                 raise ProjectError("project has never been saved; choose a file name")
+            before = self.autosave_owner()
             self._write_atomic(target)
             self._path = target
             self._modified = False
-            with contextlib.suppress(OSError):
-                autosave_path_for(target).unlink(missing_ok=True)
+            self._recovery.remove_own(before)
+            self._recovery.remove_own(self.autosave_owner())
             return target
 
-    def autosave_path(self) -> Path:
-        """Where :meth:`autosave` writes: beside the project, or beside the video if unsaved."""
+    @property
+    def recovery(self) -> RecoveryStore:
+        """Where this document autosaves."""
+        return self._recovery
+
+    def autosave_owner(self) -> Owner:
+        """Whom this document's autosaves belong to: the project file, or the video (its
+        identity taken once, when first needed) while the project was never saved."""
         if self._path is not None:
-            return autosave_path_for(self._path)
-        video = self._info.video_path
-        return autosave_path_for(video.with_name(video.name + PROJECT_SUFFIX))
+            return project_owner(self._path)
+        if self._video_owner is None:
+            self._video_owner = video_owner(self._info.video_path)
+        return self._video_owner
+
+    def autosave_path(self) -> Path:
+        """Where :meth:`autosave` writes: this process's file in the recovery folder."""
+        return self._recovery.path_for(self.autosave_owner())
 
     def autosave(self) -> Path:
         """Atomically write a recovery copy to :meth:`autosave_path`; the document path and
         ``modified`` flag are unchanged. Returns the recovery file path."""
         with self._lock:
-            target = self.autosave_path()
-            self._write_atomic(target)
+            owner = self.autosave_owner()
+            target = self._recovery.path_for(owner)
+            self._recovery.prepare()
+            self._write_atomic(target, autosave=self._recovery.stamp(owner, self._contents()))
             return target
 
-    def recovery_path(self) -> Path | None:
-        """The autosave file when it exists and is newer than the project file, else None."""
-        auto = self.autosave_path()
-        try:
-            auto_mtime = auto.stat().st_mtime_ns
-        except OSError:
-            return None
-        if self._path is None:
-            return auto
-        try:
-            return auto if auto_mtime > self._path.stat().st_mtime_ns else None
-        except OSError:
-            return auto
+    def recovery_offer(self) -> Offer:
+        """The autosave to offer for this document (see :meth:`RecoveryStore.offer`)."""
+        return self._recovery.offer(self.autosave_owner(), project_file=self._path)
 
-    def _write_atomic(self, target: Path) -> None:
-        """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync."""
+    def recovery_path(self) -> Path | None:
+        """The file :meth:`recovery_offer` offers, or None."""
+        offered = self.recovery_offer().autosave
+        return None if offered is None else offered.path
+
+    def adopt(self, offer: Offer) -> Path:
+        """After :meth:`recover` from ``offer``: write the recovered state as this process's
+        autosave, then delete the offered file and older leftovers of it. Raises ProjectError
+        (and deletes nothing) when the autosave cannot be written."""
+        own = self.autosave()
+        self._recovery.discard(offer, keep=own)
+        return own
+
+    def discard_autosave(self) -> None:
+        """Delete this process's autosave of the document (its changes were discarded)."""
+        self._recovery.remove_own(self.autosave_owner())
+
+    def _contents(self) -> Contents:
+        states = self._meta.states
+        return Contents(
+            num_frames=self._info.num_frames,
+            painted=int(np.count_nonzero(states == FrameState.PAINTED)),
+            propagated=int(np.count_nonzero(states == FrameState.PROPAGATED)),
+            stale=int(np.count_nonzero(states == FrameState.STALE)),
+            objects=tuple(o.name for o in self.objects),
+        )
+
+    def _write_atomic(self, target: Path, autosave: str | None = None) -> None:
+        """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync.
+        ``autosave``: the meta row that marks an autosave (its video path stays absolute)."""
         directory = target.parent
         tmp = directory / f".{target.name}.{uuid.uuid4().hex}.tmp"
         try:  # O_EXCL with mode 0o666 so the saved file gets the user's umask (mkstemp: 0o600)
@@ -800,7 +899,14 @@ class Project:
             try:
                 self._db.backup(dst)
                 dst.execute("PRAGMA journal_mode=DELETE")
-                video = _relative_video_path(self._info.video_path, directory)
+                video = self._info.video_path.as_posix()
+                if autosave is None:
+                    video = _relative_video_path(self._info.video_path, directory)
+                    dst.execute("DELETE FROM meta WHERE key=?", (AUTOSAVE_META_KEY,))
+                else:
+                    dst.execute(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)", (AUTOSAVE_META_KEY, autosave)
+                    )
                 dst.execute("UPDATE meta SET value=? WHERE key='video_path'", (video,))
             finally:
                 dst.close()

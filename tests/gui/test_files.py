@@ -178,14 +178,17 @@ def test_entry_point_helpers(tmp_path: Path) -> None:
     assert encoder.name == "lab" and problem is None
 
 
-def test_untouched_sample_is_not_autosaved(window: MainWindow, tmp_path: Path) -> None:
+def test_untouched_sample_is_not_autosaved(
+    window: MainWindow, tmp_path: Path, recovery_dir: Path
+) -> None:
     clip = tmp_path / "bear"
     shutil.copytree(SAMPLE_CLIP, clip)
     assert window.open_sample(clip)
     assert not window.autosave()  # only the bundled keyframe: nothing to recover
     window.doc.session.paint_stroke(5, 1, [(100, 100)], 5)
     assert window.autosave()
-    assert (tmp_path / "bear.trackpaint.autosave").exists()
+    assert window.doc.project.autosave_path().parent == recovery_dir
+    assert list(tmp_path.rglob("*.autosave")) == []  # nothing beside the clip
 
 
 def test_main_opens_the_given_path(

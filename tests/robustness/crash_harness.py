@@ -2,7 +2,8 @@
 
 A child process (``python -m tests.robustness.crash_harness child WORKDIR``) opens or creates a
 small project (20 frames of 64x96; after a crash it resumes from the project, or from the
-autosave when that is newer, as a GUI would offer) and then loops over numbered edits
+autosave offered for it when that is newer, as a user of the GUI would choose; its autosaves go to
+``WORKDIR/recovery``) and then loops over numbered edits
 ``k = 1, 2, ...``: edit ``k`` paints the deterministic mask :func:`edit_mask` ``(k)`` on frame
 ``k % 20`` and renames the object to ``"edit k"`` (so a file tells which edit it holds), then
 runs one operation chosen by ``k % 4``: save, autosave, DAVIS export, COCO export. Before each
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tracker_core.recovery import RECOVERY_ENV, Autosave
 
 N, H, W = 20, 64, 96
 OPS = ("save", "autosave", "davis", "coco")
@@ -82,10 +85,14 @@ def child_main(workdir: Path) -> None:
     path = workdir / PROJECT_NAME
     log_fd = os.open(workdir / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     if path.exists():
-        probe = Project.open(path)
-        recover = probe.recovery_path() is not None
-        probe.close()
-        project = Project.open(path, from_autosave=recover)
+        project = Project.open(path)
+        offer = project.recovery_offer()
+        if offer.autosave is not None and offer.autosave.written > path.stat().st_mtime:
+            project.close()
+            project = Project.recover(offer.autosave)
+            project.adopt(offer)
+        elif offer.autosave is not None:
+            project.recovery.discard(offer)
     else:
         project = Project.new(workdir / "clip.avi", N, H, W, [ObjectSpec(1, "edit 0", COLOR)])
         project.save(path)
@@ -159,15 +166,16 @@ def _same_state(masks: list[np.ndarray | None], k: int) -> bool:
 
 
 def _check_project(
-    path: Path, from_autosave: bool, low: int, high: int, problems: list[str]
+    path: Path, autosave: Autosave | None, low: int, high: int, problems: list[str]
 ) -> int | None:
-    """Open a project (or its autosave) and return the edit it holds; record problems."""
+    """Open a project (or the given autosave) and return the edit it holds; record problems."""
     from tracker_core.errors import TrackpaintError
     from tracker_core.project import FrameState, Project
 
-    what = "autosave" if from_autosave else "project"
+    what = "autosave" if autosave is not None else "project"
     try:
-        with Project.open(path, from_autosave=from_autosave) as project:
+        opened = Project.open(path) if autosave is None else Project.recover(autosave)
+        with opened as project:
             k = int(project.object(1).name.split()[-1])
             states = project.states()
             masks = [project.labels(t).mask if states[t] else None for t in range(N)]
@@ -231,7 +239,7 @@ def _check_coco(path: Path, low: int, high: int, problems: list[str]) -> int | N
 
 def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
     """Check everything a killed child left in ``workdir``; see the module docstring."""
-    from tracker_core.project import autosave_path_for
+    from tracker_core.recovery import RecoveryStore, project_owner
 
     result = CrashCheck()
     log = _read_log(workdir)
@@ -251,17 +259,18 @@ def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
         result.phase = op_of(begun)
     project = workdir / PROJECT_NAME
     if project.exists():
-        result.project_edit = _check_project(project, False, last["save"], begun, result.problems)
+        result.project_edit = _check_project(project, None, last["save"], begun, result.problems)
     elif starts:
         result.problems.append("the project file is gone")
-    autosave = autosave_path_for(project)
+    # the newest autosave of the project (a kill while resuming may leave the adopted one too)
+    autosaves = RecoveryStore(workdir / "recovery").autosaves(project_owner(project))
     # a reported autosave must survive unless a later save (reported or not) superseded it
     must_autosave = position["autosave"] > position["save"] and (
         result.project_edit is None or result.project_edit < last["autosave"]
     )
-    if autosave.exists():
+    if autosaves:
         low = last["autosave"] if must_autosave else 0
-        result.autosave_edit = _check_project(project, True, low, begun, result.problems)
+        result.autosave_edit = _check_project(project, autosaves[0], low, begun, result.problems)
     elif must_autosave:
         result.problems.append(f"autosave of edit {last['autosave']} is gone")
     davis = workdir / "export" / "Annotations" / VIDEO_NAME
@@ -293,7 +302,12 @@ def kill_once(workdir: Path, scratch: Path, delay: float, timeout: float = 30.0)
     Raises:
         RuntimeError: the child died on its own or never got ready (its stderr in the message).
     """
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(scratch),
+        RECOVERY_ENV: str(workdir / "recovery"),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.robustness.crash_harness", "child", str(workdir)],
         stdout=subprocess.PIPE,

@@ -357,9 +357,13 @@ def test_read_only_project_folder(
     with pytest.raises(ProjectError, match="Permission denied") as info:
         session.save()
     assert_one_line_naming(info.value, path)
+    session.autosave()  # autosaves go to the per-user recovery folder, not beside the project
+    assert project.recovery_path() == project.autosave_path()
+    assert not autosave_path_for(path).exists()
+    make_read_only(monkeypatch, project.recovery.folder)
     with pytest.raises(ProjectError, match="Permission denied") as info:
         session.autosave()
-    assert_one_line_naming(info.value, autosave_path_for(path))
+    assert_one_line_naming(info.value, project.autosave_path())
     monkeypatch.undo()
     assert path.read_bytes() == saved  # the previous save is intact
     assert project.modified  # and the edits are still in the open document

@@ -170,15 +170,15 @@ def test_save_writes_a_complete_temp_file_then_renames(
     proj.close()
 
 
-def test_autosave_and_recovery(tmp_path: Path) -> None:
+def test_autosave_and_recovery(tmp_path: Path, recovery_dir: Path) -> None:
     proj = filled_project(tmp_path)
     target = proj.save(tmp_path / "a.trackpaint")
     assert proj.recovery_path() is None
     proj.set_frame(6, FrameLabels(square_mask(1), {}), FrameState.PAINTED)
     auto = proj.autosave()
-    assert auto == autosave_path_for(target) and auto.exists()
+    assert auto.parent == recovery_dir and auto.exists()  # the per-user folder, not beside
+    assert not autosave_path_for(target).exists()
     assert proj.modified and proj.path == target
-    os.utime(target, ns=(1, 1))  # make the project clearly older than its autosave
     proj.close()
 
     with Project.open(target) as old:
@@ -193,9 +193,12 @@ def test_autosave_and_recovery(tmp_path: Path) -> None:
         assert saved.keyframes() == [0, 6] and saved.recovery_path() is None
 
 
-def test_unsaved_project_autosaves_beside_video(project: Project, tmp_path: Path) -> None:
+def test_unsaved_project_autosaves_in_the_recovery_folder(
+    project: Project, tmp_path: Path, recovery_dir: Path
+) -> None:
     auto = project.autosave()
-    assert auto.parent == tmp_path and auto.name.startswith("clip.avi")
+    assert auto.parent == recovery_dir and auto.name.startswith("clip.avi")
+    assert list(tmp_path.iterdir()) == []  # nothing beside the video
     assert project.recovery_path() == auto
 
 
