@@ -51,16 +51,18 @@ def settings(tmp_path: Path) -> QSettings:
 
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, settings: QSettings, dialogs: Dialogs):
-    """Factory for main windows (encoder optional); every window is closed at teardown and no
-    worker thread may still run afterwards."""
+    """Factory for main windows (encoder optional, other MainWindow options as keywords); every
+    window is closed at teardown and no worker thread may still run afterwards. Autosaves go to
+    the test's private recovery folder (``recovery_dir``)."""
     windows: list[MainWindow] = []
 
-    def make(encoder=None) -> MainWindow:
+    def make(encoder=None, **options) -> MainWindow:
         window = MainWindow(
             encoder or LabEncoder(),
             scratch_dir=tmp_path,
             autosave_ms=3_600_000,
             settings=settings,
+            **options,
         )
         qtbot.addWidget(window)
         window.resize(1000, 700)

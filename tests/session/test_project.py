@@ -202,6 +202,34 @@ def test_unsaved_project_autosaves_in_the_recovery_folder(
     assert project.recovery_path() == auto
 
 
+def test_save_as_then_crash_offers_only_the_new_projects_autosave(
+    tmp_path: Path, recovery_dir: Path
+) -> None:
+    """Issue 8 case 9: unsaved work on a video is autosaved, saved as a new project, edited and
+    autosaved again, then the process dies. Nothing was written beside the video; the video
+    offers nothing; the new project offers its own autosave."""
+    video = tmp_path / "media" / "clip.avi"
+    video.parent.mkdir()
+    video.write_bytes(b"RIFF" + bytes(60))
+    first = Project.new(video, N, H, W, (CAR,))
+    first.set_frame(0, FrameLabels(square_mask(0)), FrameState.PAINTED)
+    first.autosave()
+    (tmp_path / "elsewhere").mkdir()
+    new_path = first.save(tmp_path / "elsewhere" / "new.trackpaint")
+    first.set_frame(7, FrameLabels(square_mask(7)), FrameState.PAINTED)
+    auto = first.autosave()  # ... killed here: nothing is closed or discarded
+    assert auto.parent == recovery_dir
+    assert sorted(p.name for p in video.parent.iterdir()) == ["clip.avi"]
+
+    with Project.new(video, N, H, W) as plain:
+        assert plain.recovery_path() is None  # the work moved to new.trackpaint
+    with Project.open(new_path) as saved:
+        assert saved.recovery_path() == auto
+    with Project.open(new_path, from_autosave=True) as back:
+        assert back.path == new_path and back.modified and back.keyframes() == [0, 7]
+    first.close()
+
+
 def write_db(path: Path, statements: list[str]) -> Path:
     with sqlite3.connect(path) as db:
         for sql in statements:
