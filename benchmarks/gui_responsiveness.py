@@ -69,14 +69,19 @@ def main() -> int:
     from app.document import SAMPLE_CLIP
     from app.main_window import MainWindow
     from tracker_core.encoder import load_encoder
+    from tracker_core.recovery import RecoveryStore
 
     app = make_application([])
-    # never block on a question (e.g. "recover the sample's autosave?"): answer No
+    # never block on a question; a private recovery folder, so the user's autosaves are not seen
     QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.No)
     scratch = Path(tempfile.mkdtemp(prefix="trackpaint-bench-"))
     settings = QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(
-        load_encoder(args.model), scratch_dir=scratch, autosave_ms=3_600_000, settings=settings
+        load_encoder(args.model),
+        scratch_dir=scratch,
+        autosave_ms=3_600_000,
+        settings=settings,
+        recovery=RecoveryStore(scratch / "recovery"),
     )
     window.resize(1600, 1000)
     window.show()

@@ -349,15 +349,14 @@ class RecoveryStore:
     def question(self, autosave: Autosave) -> str:
         """The recovery question's text: whose work, how old, what it holds."""
         now = self.now()
-        when = f"{describe_age(now - autosave.written)} ({_clock_time(autosave.written)})"
+        age, at = describe_age(now - autosave.written), _clock_time(autosave.written)
         what = autosave.contents.describe()
         if autosave.owner.kind == "video":
             return (
-                f"Unsaved work on {autosave.owner.name} from {_clock_time(autosave.written)} "
-                f"({describe_age(now - autosave.written)}) was recovered: {what}. "
-                "It was never saved as a project."
+                f"Unsaved work on {autosave.owner.name} from {at} ({age}) was recovered: "
+                f"{what}. It was never saved as a project."
             )
-        lines = [f"Unsaved changes to {autosave.owner.name} were autosaved {when}: {what}."]
+        lines = [f"Unsaved changes to {autosave.owner.name} were autosaved {age} ({at}): {what}."]
         try:
             saved = autosave.owner.path.stat().st_mtime
         except OSError:
