@@ -60,6 +60,7 @@ from tracker_core.errors import MaskError, ProjectError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import validate_mask
 from tracker_core.recovery import (
+    AUTOSAVE_EXT,
     AUTOSAVE_META_KEY,
     PROJECT_FORMAT,
     Autosave,
@@ -74,7 +75,7 @@ from tracker_core.recovery import (
 
 SCHEMA_VERSION = 1
 FILE_FORMAT = PROJECT_FORMAT  # "trackpaint-project"
-AUTOSAVE_SUFFIX = ".autosave"
+AUTOSAVE_SUFFIX = AUTOSAVE_EXT  # old-style <project>.autosave, and recovery files
 PROJECT_SUFFIX = ".trackpaint"
 DEFAULT_CACHE_SIZE = 16
 
