@@ -17,7 +17,7 @@ from tests.fixtures_video import (
     write_video,
 )
 from tracker_core import video as video_module
-from tracker_core.errors import VideoError
+from tracker_core.errors import FrameDamaged, VideoError
 from tracker_core.video import (
     VideoInfo,
     VideoSource,
@@ -214,7 +214,7 @@ def test_non_ascii_path_with_spaces(tmp_path, long_clip):
         assert np.array_equal(video.frame(4), decode_sequentially(path)[4])
 
 
-def test_truncated_file_counts_decodable_frames(tmp_path, long_clip):
+def test_truncated_file_keeps_its_listed_count_and_names_the_missing_frames(tmp_path, long_clip):
     full = write_video(tmp_path / "full.mkv", long_clip)
     data = full.read_bytes()
     cut = tmp_path / "cut.mkv"
@@ -223,9 +223,15 @@ def test_truncated_file_counts_decodable_frames(tmp_path, long_clip):
     assert 0 < len(reference) < 40
     with VideoSource.open(cut, cache_size=0) as video:
         assert cv2.VideoCapture(str(cut)).get(cv2.CAP_PROP_FRAME_COUNT) == 40  # header claims 40
-        assert len(video) == len(reference)
-        for index in _random_order(len(video)):
-            assert np.array_equal(video.frame(index), reference[index])
+        assert len(video) == 40
+        missing = [d.index for d in video.damaged if d.problem.startswith("missing")]
+        assert missing == list(range(len(reference), 40))
+        good = [i for i in range(len(reference)) if video.is_damaged(i) is None]
+        for index in _random_order(len(reference)):
+            if index in good:
+                assert np.array_equal(video.frame(index), reference[index])
+        with pytest.raises(FrameDamaged, match=rf"cut\.mkv: frame {len(reference)}: missing"):
+            video.frame(len(reference))
 
 
 def test_undecodable_frame_names_index_and_path(tmp_path, long_clip):
@@ -238,7 +244,7 @@ def test_undecodable_frame_names_index_and_path(tmp_path, long_clip):
         video.frame(35)
     message = str(info.value)
     assert str(path) in message
-    assert "cannot decode frame" in message and "frame 35" in message
+    assert "frame 35: cannot decode" in message
     assert "\n" not in message
 
 
@@ -371,8 +377,10 @@ def test_corrupt_first_frame_fails_at_open(frame_folder):
 def test_empty_image_file_is_reported_at_open(frame_folder):
     folder, _, _ = frame_folder
     (folder / "00007.png").write_bytes(b"")
-    with pytest.raises(VideoError, match=r"00007\.png: frame 7 is an empty"):
-        VideoSource.open(folder)
+    with VideoSource.open(folder) as video:
+        assert [(d.index, d.file.name) for d in video.damaged] == [(7, "00007.png")]
+        with pytest.raises(FrameDamaged, match=r"00007\.png: frame 7: empty \(0-byte\) file"):
+            video.frame(7)
 
 
 def test_mixed_frame_sizes_name_the_odd_file(frame_folder):
@@ -380,7 +388,7 @@ def test_mixed_frame_sizes_name_the_odd_file(frame_folder):
     odd = folder / "00003.png"
     cv2.imencode(".png", np.zeros((10, 20, 3), np.uint8))[1].tofile(odd)
     with VideoSource.open(folder) as video:
-        with pytest.raises(VideoError, match="frame 3 is 10x20, expected 64x96") as info:
+        with pytest.raises(VideoError, match="frame 3: wrong size 10x20, expected 64x96") as info:
             video.frame(3)
     assert str(odd) in str(info.value)
 
