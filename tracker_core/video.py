@@ -32,7 +32,7 @@ import operator
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -93,6 +93,33 @@ class DamagedFrame:
 
     def __str__(self) -> str:
         return str(self.error())
+
+
+def summarize_damaged(damaged: Sequence[DamagedFrame]) -> list[str]:
+    """One line per run of consecutive damaged frames with the same file and problem.
+
+    Args:
+        damaged: damaged frames sorted by index (e.g. :attr:`VideoSource.damaged`).
+
+    Returns:
+        Lines ``<file>: frame N: <problem>`` or ``<file>: frames N-M: <problem>`` (a truncated
+        file's thousands of missing frames make one line).
+    """
+    lines: list[str] = []
+    run: list[DamagedFrame] = []
+    for item in [*damaged, None]:
+        if run and (
+            item is None
+            or item.index != run[-1].index + 1
+            or (item.file, item.problem) != (run[0].file, run[0].problem)
+        ):
+            first, last = run[0], run[-1]
+            span = f" {first.index}" if first is last else f"s {first.index}-{last.index}"
+            lines.append(f"{first.file}: frame{span}: {first.problem}")
+            run = []
+        if item is not None:
+            run.append(item)
+    return lines
 
 
 class _Decoder(Protocol):
