@@ -149,16 +149,20 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_eval_keypoints(args: argparse.Namespace) -> int:
     """PCK@0.1 / @0.2 on BADJA-format JSON files, frames from a DAVIS root."""
-    from tracker_core.evaluate import evaluate_keypoints, load_badja
+    from tracker_core.evaluate import (
+        FRAMES_DIR,
+        evaluate_keypoints,
+        expand_badja_paths,
+        load_badja,
+    )
 
     encoder = encoder_from_args(args)
     cfg = protocol_from_args(args)
-    files = [Path(p) for p in args.badja]
-    expanded = [f for p in files for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    expanded = expand_badja_paths([Path(p) for p in args.badja])
     per_seq = []
     for path in expanded:
         name = path.stem
-        with VideoSource.open(Path(args.davis_root) / "JPEGImages" / "480p" / name) as video:
+        with VideoSource.open(Path(args.davis_root).joinpath(*FRAMES_DIR, name)) as video:
             labelled = load_badja(path, (video.height, video.width))
             counts = evaluate_keypoints(video, labelled, encoder, cfg)
         scores = {a: c / max(t, 1) for a, (c, t) in counts.items()}

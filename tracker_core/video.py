@@ -642,10 +642,11 @@ def _scan(path: Path) -> _Scan:
 def _scan_damage(path: Path, scan: _Scan, claimed: int) -> dict[int, DamagedFrame]:
     """The damaged frames a full decode found, truncation included.
 
-    The file is truncated when the container lists more frames than decode (``claimed``, at
-    most MAX_MISSING_FRAMES more) and the decoder complained on the last frame or at the end;
-    then the frames from the first one that did not decode up to ``claimed - 1`` are damaged
-    ("missing"), and a last frame it complained about is named as cut short.
+    The file is truncated (or corrupt beyond what the decoder can pass) when the container lists
+    more frames than decode (``claimed``, at most MAX_MISSING_FRAMES more) and the decoder
+    complained on the last frame or where it stopped; then the frames from the first one that
+    did not decode up to ``claimed - 1`` are damaged ("missing"), and a last frame it
+    complained about is named as incomplete.
 
     Returns:
         ``{index: DamagedFrame}``.
@@ -663,10 +664,13 @@ def _scan_damage(path: Path, scan: _Scan, claimed: int) -> dict[int, DamagedFram
         damaged[n - 1] = DamagedFrame(
             n - 1,
             path,
-            f"truncated: the file ends inside this frame ({scan.reports[n - 1]})",
+            f"incomplete: decoding stops inside this frame ({scan.reports[n - 1]})",
         )
     said = f"; {scan.at_end}" if scan.at_end else ""
-    missing = f"missing: the file ends early ({n} of the {claimed} frames it lists decode{said})"
+    missing = (
+        f"missing: decoding stops at frame {n} (truncated or corrupt file: {n} of the {claimed} "
+        f"frames it lists decode{said})"
+    )
     damaged.update((i, DamagedFrame(i, path, missing)) for i in range(n, claimed))
     return damaged
 
