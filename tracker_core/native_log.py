@@ -8,9 +8,11 @@ per-frame verdict (see :mod:`tracker_core.video`) instead of letting them scroll
 Text that is not recognisably a decoder's (another thread printing at the same moment) is written
 back to the real stderr, so nothing is lost.
 
-Descriptor 2 is process-wide, so captures are serialised by one module lock (a re-entrant one: a
-capture inside a capture nests correctly). This works where the C libraries share the process's
-descriptor table (Linux, macOS); elsewhere decoder messages are not seen and go to the console.
+Descriptor 2 is process-wide, so captures are serialised by one module-level redirector (a
+re-entrant lock, so a capture inside a capture nests correctly, and one reusable temporary file
+per nesting depth, so a capture costs a few system calls rather than a file creation). This
+works where the C libraries share the process's descriptor table (Linux, macOS); elsewhere
+decoder messages are not seen and go to the console.
 
 :func:`quiet_native_logging` is for entry points only (the CLI's and the GUI's ``main``): it turns
 OpenCV's own logger down to errors, which silences its warnings outside any capture ("backend is
@@ -26,9 +28,39 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from typing import IO
 
-# Descriptor 2 belongs to the whole process; one lock orders every redirection of it.
-_FD2_LOCK = threading.RLock()
+
+class _Fd2Redirect:
+    """The process's one redirector of descriptor 2: a re-entrant lock and, per nesting depth,
+    a temporary file that is emptied and reused by every capture at that depth (a forked child
+    makes its own: it would share the parent's file offsets)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._sinks: list[IO[bytes]] = []
+        self._depth = 0
+        self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def sink(self) -> Iterator[IO[bytes]]:
+        """An empty temporary file for one capture (call with ``lock`` held)."""
+        if self._pid != os.getpid():
+            self._sinks, self._depth, self._pid = [], 0, os.getpid()
+        if self._depth == len(self._sinks):
+            self._sinks.append(tempfile.TemporaryFile())
+        sink = self._sinks[self._depth]
+        sink.seek(0)
+        sink.truncate()
+        self._depth += 1
+        try:
+            yield sink
+        finally:
+            self._depth -= 1
+
+
+# Descriptor 2 belongs to the whole process: one redirector orders every capture of it.
+_FD2 = _Fd2Redirect()
 
 FFMPEG_LINE = re.compile(r"^\[(?P<source>[^\]@]+?) @ (?:0x)?[0-9a-fA-F]+\] ?(?P<text>.*)$")
 OPENCV_LINE = re.compile(
@@ -116,7 +148,7 @@ def capture_native_stderr() -> Iterator[list[str]]:
         :func:`split_native`); other text is re-written to the real stderr.
     """
     lines: list[str] = []
-    with _FD2_LOCK, tempfile.TemporaryFile() as sink:
+    with _FD2.lock, _FD2.sink() as sink:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         saved = os.dup(2)
