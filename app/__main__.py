@@ -16,6 +16,7 @@ from app.errors import install_excepthook, show_error
 from app.main_window import APP_NAME, ICON_PATH, MainWindow
 from tracker_core.encoder import Encoder, LabEncoder, load_encoder
 from tracker_core.errors import TrackpaintError
+from tracker_core.native_log import quiet_native_logging
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -47,6 +48,7 @@ def choose_encoder(model: str | None) -> tuple[Encoder, str | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    quiet_native_logging()
     app = make_application([])
     encoder, problem = choose_encoder(args.model)
     window = MainWindow(encoder)

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
+    QGraphicsTextItem,
     QGraphicsView,
     QWidget,
 )
@@ -45,12 +46,14 @@ from PySide6.QtWidgets import (
 from app.document import Document
 from tracker_core.labels import ObjectSpec
 from tracker_core.session import ChangeEvent
+from tracker_core.video import DamagedFrame
 
 Tool = Literal["brush", "eraser", "polygon", "keypoints"]
 TOOLS: tuple[Tool, ...] = ("brush", "eraser", "polygon", "keypoints")
 MIN_BRUSH, MAX_BRUSH = 1.0, 200.0
 POINT_PICK_PX = 9.0  # screen pixels within which a click grabs a keypoint / closes a polygon
 POINT_DRAW_PX = 5.0
+DAMAGED_BACKGROUND = QColor(52, 22, 34)
 
 
 # --------------------------------------------------------------------------- pure rendering
@@ -131,7 +134,19 @@ class Canvas(QGraphicsView):
         self._cursor_item = QGraphicsEllipseItem()
         self._cursor_item.setZValue(4)
         self._cursor_item.setVisible(False)
-        for item in (self._frame_item, self._overlay_item, self._polygon_item, self._cursor_item):
+        self._damage_item = QGraphicsTextItem()  # "frame N is damaged: ..." instead of garbage
+        self._damage_item.setZValue(2)
+        self._damage_item.setDefaultTextColor(QColor(255, 225, 230))
+        self._damage_item.setVisible(False)
+        self._damage: DamagedFrame | None = None
+        items = (
+            self._frame_item,
+            self._overlay_item,
+            self._damage_item,
+            self._polygon_item,
+            self._cursor_item,
+        )
+        for item in items:
             self._scene.addItem(item)
         self.tool: Tool = "brush"
         self.brush_radius = 12.0
@@ -165,17 +180,56 @@ class Canvas(QGraphicsView):
         self.fit_to_window()
 
     def refresh_frame(self) -> None:
-        """Redraw the frame image and the labels of the current frame."""
+        """Redraw the frame image and the labels of the current frame; a damaged frame shows
+        what is wrong with it instead of its (garbage) pixels, and takes no painting."""
         doc = self._doc
         if doc is None:
             return
-        self._frame_item.setPixmap(QPixmap.fromImage(numpy_to_qimage(doc.display.frame(doc.frame))))
+        image = doc.frame_image(doc.frame)
+        if isinstance(image, DamagedFrame):
+            self._show_damage(image)
+            return
+        self._damage = None
+        self._damage_item.setVisible(False)
+        self._frame_item.setPixmap(QPixmap.fromImage(numpy_to_qimage(image)))
         self.refresh_labels()
+
+    @property
+    def damage(self) -> DamagedFrame | None:
+        """The damage of the frame shown, when it is damaged."""
+        return self._damage
+
+    def damage_text(self) -> str:
+        """The message shown over a damaged frame ("" for a good one)."""
+        return self._damage_item.toPlainText() if self._damage is not None else ""
+
+    def _show_damage(self, damage: DamagedFrame) -> None:
+        doc = self._doc
+        assert doc is not None
+        self._cancel_interaction()
+        self._damage = damage
+        w, h = doc.project.width, doc.project.height
+        placeholder = QPixmap(w, h)
+        placeholder.fill(DAMAGED_BACKGROUND)
+        self._frame_item.setPixmap(placeholder)
+        self._overlay_item.setPixmap(QPixmap())
+        self._keypoint_cache = {}
+        text = f"frame {damage.index} is damaged: {damage.problem}\n{damage.file.name}"
+        item = self._damage_item
+        font = QFont(item.font())
+        font.setPointSizeF(max(6.0, w / 45))
+        item.setFont(font)
+        item.setTextWidth(w * 0.9)
+        item.setPlainText(text)
+        item.setPos(w * 0.05, max(0.0, (h - item.boundingRect().height()) / 2))
+        item.setVisible(True)
+        self.message.emit(f"Frame {damage.index} is damaged: {damage.problem}")
+        self.viewport().update()
 
     def refresh_labels(self) -> None:
         """Redraw the mask overlay and keypoints of the current frame."""
         doc = self._doc
-        if doc is None:
+        if doc is None or self._damage is not None:
             return
         labels = doc.session.labels(doc.frame)
         hidden = doc.session.hidden_objects
@@ -295,6 +349,10 @@ class Canvas(QGraphicsView):
             event.accept()
             return
         if self._doc is None:
+            return
+        if self._damage is not None:
+            self.message.emit(f"Frame {self._damage.index} is damaged: nothing to paint on")
+            event.accept()
             return
         x, y = self.image_point(event.position())
         shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)

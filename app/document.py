@@ -17,13 +17,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from tracker_core.encoder import Encoder
-from tracker_core.errors import ProjectError, VideoError
+from tracker_core.errors import FrameDamaged, ProjectError, VideoError
 from tracker_core.labels import ObjectSpec
 from tracker_core.masks import load_mask
 from tracker_core.project import PROJECT_SUFFIX, FrameState, Project
 from tracker_core.recovery import Autosave, RecoveryStore, busy_note
 from tracker_core.session import ChangeEvent, Session
-from tracker_core.video import VideoSource
+from tracker_core.video import DamagedFrame, VideoSource
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
 SAMPLE_CLIP = SAMPLE_DIR / "bear"
@@ -171,6 +171,7 @@ class Document(QObject):
 
     changed = Signal(object)
     frame_changed = Signal(int)
+    damage_found = Signal()  # the display met a damaged frame it did not know of
     active_object_changed = Signal(int)
     active_point_changed = Signal(int)
     _forward = Signal(object)
@@ -257,6 +258,26 @@ class Document(QObject):
 
     def frame_state(self) -> FrameState:
         return self.project.state(self._frame)
+
+    # ---- frames ------------------------------------------------------------------------------
+
+    def frame_image(self, index: int) -> np.ndarray | DamagedFrame:
+        """Frame ``index`` for display, ``(H, W, 3) uint8`` RGB, or what is wrong with it when it
+        is damaged (then ``damage_found`` fires if that was news)."""
+        known = self.display.is_damaged(index)
+        if known is not None:
+            return known
+        try:
+            return self.display.frame(index)
+        except FrameDamaged as exc:
+            self.damage_found.emit()
+            return DamagedFrame(exc.frame, exc.path or self.display.info.path, exc.problem)
+
+    def damaged(self) -> dict[int, DamagedFrame]:
+        """The damaged frames found so far, by index: at open, by display, by propagation."""
+        found = {d.index: d for d in self._worker_video.damaged}
+        found.update((d.index, d) for d in self.display.damaged)
+        return found
 
     # ---- convenience -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ worker iterates; ``job.close()`` is called on that same thread, ``job.cancel()``
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 import weakref
@@ -24,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from tracker_core.encoder import LearnedEncoder
-from tracker_core.errors import TrackpaintError
+from tracker_core.errors import FrameDamaged, TrackpaintError
 from tracker_core.session import PropagationJob
 from tracker_core.video import VideoSource
 
@@ -214,7 +215,10 @@ def adapt_work(
         with VideoSource.open(video_path) as video:
             n = len(video)
             picks = np.unique(np.linspace(0, n - 1, min(n, config.max_frames)).round())
-            frames = [video.frame(int(i)) for i in picks]
+            frames = []
+            for i in picks:
+                with contextlib.suppress(FrameDamaged):  # damaged frames teach nothing
+                    frames.append(video.frame(int(i)))
         tuned = adapt(
             encoder.net,
             frames,

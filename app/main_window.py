@@ -318,7 +318,8 @@ class MainWindow(QMainWindow):
             return None
         worker = Job(f"Propagate {direction}", propagation_work(job), on_cancel=job.cancel)
         worker.progressed.connect(self._on_propagation_progress)
-        worker.succeeded.connect(lambda done: self._on_propagation_done(worker, done))
+        ranges = job.ranges
+        worker.succeeded.connect(lambda done: self._on_propagation_done(worker, done, ranges))
         worker.failed.connect(self._on_job_failed)
         self.status.set_busy(True, job.total)
         self.runner.start(worker)
@@ -343,13 +344,17 @@ class MainWindow(QMainWindow):
             self._last_follow = now
             self.doc.set_frame(progress.frame)
 
-    def _on_propagation_done(self, worker: Job, done: int) -> None:
+    def _on_propagation_done(
+        self, worker: Job, done: int, ranges: list[tuple[int, int]] | None = None
+    ) -> None:
         doc = self.doc
         if doc is None:
             return
         self.status.set_speed(doc.session.last_ms_per_frame)
         verb = "Cancelled after" if worker.cancelled else "Propagated"
-        self._show_message(f"{verb} {done} frames (kept; Ctrl+Z undoes the whole run)")
+        skipped = [t for t in doc.damaged() for a, b in ranges or () if min(a, b) < t < max(a, b)]
+        note = f"; skipped {len(skipped)} damaged (see the timeline)" if skipped else ""
+        self._show_message(f"{verb} {done} frames{note} (kept; Ctrl+Z undoes the whole run)")
         self.status.set_hint(REVIEW_HINT)
 
     def _on_job_failed(self, message: str, details: str) -> None:

@@ -1,7 +1,9 @@
 """The timeline: a frame slider, a per-frame provenance strip and the confidence curve.
 
 The strip colours every frame by its :class:`~tracker_core.project.FrameState` (keyframe /
-propagated / stale / empty); the curve (pyqtgraph) plots ``project.confidences()`` with gaps where
+propagated / stale / empty), and damaged frames (corrupt, truncated, missing: see
+:attr:`~tracker_core.video.VideoSource.damaged`) in their own colour, with the problem in the
+cell's tooltip; the curve (pyqtgraph) plots ``project.confidences()`` with gaps where
 a frame has none, and a dashed line at the "uncertain" threshold. Clicking or dragging on either
 asks to jump there (``frame_requested``); the views never change the document themselves.
 Repaints during a propagation run are coalesced (one refresh per ``REFRESH_MS``).
@@ -11,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPolygonF
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QHelpEvent, QMouseEvent, QPainter, QPaintEvent, QPolygonF
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolTip, QVBoxLayout, QWidget
 
 from app.document import Document
 from tracker_core.project import FrameState
 from tracker_core.session import DEFAULT_UNCERTAIN_THRESHOLD, ChangeEvent
+from tracker_core.video import DamagedFrame
 
 REFRESH_MS = 40
 STATE_COLORS: dict[FrameState, QColor] = {
@@ -32,16 +35,19 @@ STATE_NAMES: dict[FrameState, str] = {
     FrameState.STALE: "stale",
     FrameState.EMPTY: "empty",
 }
+DAMAGED_COLOR = QColor(205, 40, 110)
 
 
 class StateStrip(QWidget):
-    """One coloured cell per frame; a white marker at the current frame."""
+    """One coloured cell per frame (damaged frames in DAMAGED_COLOR); a white marker at the
+    current frame; the tooltip names the frame's state or what is wrong with it."""
 
     frame_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._states = np.zeros(0, np.uint8)
+        self._damaged: dict[int, DamagedFrame] = {}
         self._current = 0
         self.setMinimumHeight(18)
         self.setMaximumHeight(22)
@@ -53,6 +59,39 @@ class StateStrip(QWidget):
     def set_states(self, states: np.ndarray) -> None:
         self._states = np.asarray(states, np.uint8).copy()
         self.update()
+
+    def set_damaged(self, damaged: dict[int, DamagedFrame]) -> None:
+        """Frames to mark damaged: index -> what is wrong."""
+        if damaged != self._damaged:
+            self._damaged = dict(damaged)
+            self.update()
+
+    def damaged_frames(self) -> list[int]:
+        """The frames marked damaged."""
+        return sorted(self._damaged)
+
+    def damage(self, index: int) -> DamagedFrame | None:
+        """What is wrong with frame ``index`` if it is marked damaged."""
+        return self._damaged.get(index)
+
+    def tooltip_for(self, index: int) -> str:
+        """``"frame 7: damaged: <problem>"`` or ``"frame 7: propagated"``."""
+        damage = self._damaged.get(index)
+        if damage is not None:
+            return f"frame {index}: damaged: {damage.problem}"
+        if 0 <= index < len(self._states):
+            return f"frame {index}: {STATE_NAMES[FrameState(int(self._states[index]))]}"
+        return ""
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            text = self.tooltip_for(self.frame_at(event.pos().x()))
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().event(event)
 
     def set_current(self, index: int) -> None:
         self._current = index
@@ -84,6 +123,11 @@ class StateStrip(QWidget):
         for s, e in zip(starts, ends):
             color = STATE_COLORS.get(FrameState(int(self._states[s])), QColor(0, 0, 0))
             painter.fillRect(int(edges[s]), 0, int(edges[e] - edges[s]), h, color)
+        for k in self._damaged:
+            if 0 <= k < n:
+                painter.fillRect(
+                    int(edges[k]), 0, max(1, int(edges[k + 1] - edges[k])), h, DAMAGED_COLOR
+                )
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(20, 20, 20))
@@ -197,6 +241,13 @@ class Timeline(QWidget):
             legend.addWidget(swatch)
             legend.addWidget(QLabel(STATE_NAMES[state]))
             legend.addSpacing(10)
+        swatch = QLabel()
+        swatch.setFixedSize(12, 12)
+        swatch.setStyleSheet(f"background: {DAMAGED_COLOR.name()}; border-radius: 2px;")
+        legend.addWidget(swatch)
+        damaged_label = QLabel("damaged")
+        damaged_label.setToolTip("corrupt, truncated or missing frames: no pixels to show or use")
+        legend.addWidget(damaged_label)
         legend.addStretch(1)
         self.summary = QLabel("")
         legend.addWidget(self.summary)
@@ -229,6 +280,7 @@ class Timeline(QWidget):
         self.slider.blockSignals(False)
         doc.frame_changed.connect(self._on_frame)
         doc.changed.connect(self._on_changed)
+        doc.damage_found.connect(self.refresh)
         self._on_frame(doc.frame)
         self.refresh()
 
@@ -238,17 +290,21 @@ class Timeline(QWidget):
         if doc is None:
             return
         states = doc.project.states()
+        damaged = doc.damaged()
         self.strip.set_states(states)
+        self.strip.set_damaged(damaged)
         self.plot.set_data(doc.project.confidences())
         counts = np.bincount(states, minlength=4)
         self.summary.setText(
             f"{counts[FrameState.PAINTED]} key · {counts[FrameState.PROPAGATED]} propagated · "
             f"{counts[FrameState.STALE]} stale · {counts[FrameState.EMPTY]} empty"
+            + (f" · {len(damaged)} damaged" if damaged else "")
         )
         self._on_frame(doc.frame)
 
     def _on_changed(self, event: ChangeEvent) -> None:
-        if event.frames or event.objects_changed or event.kind in ("undo", "redo"):
+        # every "propagate" event: a run's end can reveal damaged frames it passed over
+        if event.frames or event.objects_changed or event.kind in ("undo", "redo", "propagate"):
             if not self._refresh_timer.isActive():
                 self._refresh_timer.start()
 
@@ -259,7 +315,8 @@ class Timeline(QWidget):
         self.slider.blockSignals(True)
         self.slider.setValue(index)
         self.slider.blockSignals(False)
-        state = STATE_NAMES[doc.project.state(index)]
+        damaged = self.strip.damage(index) is not None
+        state = "damaged" if damaged else STATE_NAMES[doc.project.state(index)]
         self.frame_label.setText(f"{index} / {doc.num_frames - 1}  {state}")
         self.strip.set_current(index)
         self.plot.set_current(index)

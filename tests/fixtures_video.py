@@ -7,6 +7,8 @@ its mask is known exactly.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -129,3 +131,57 @@ def decode_sequentially(path: Path) -> list[np.ndarray]:
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     cap.release()
     return frames
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def corrupt_jpeg(path: Path, seed: int = 0) -> Path:
+    """Overwrite 24 bytes in the middle of a JPEG's entropy-coded data in place, as a bad
+    sector or a flipped transfer would: libjpeg still returns an image (partly garbage) and
+    prints "Corrupt JPEG data: ..." on stderr.
+
+    Returns:
+        ``path``.
+    """
+    data = bytearray(path.read_bytes())
+    start = data.index(b"\xff\xda")  # start of scan; the entropy-coded data follows its header
+    scan_len = int.from_bytes(data[start + 2 : start + 4], "big")
+    lo, hi = start + 2 + scan_len, len(data) - 2  # up to the EOI marker
+    mid = (lo + hi) // 2
+    noise = np.random.default_rng(seed).integers(0, 255, 24, dtype=np.uint8)  # no 0xff: no marker
+    data[mid : mid + 24] = noise.tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def truncate_file(path: Path, fraction: float, dest: Path | None = None) -> Path:
+    """Keep the first ``fraction`` of a file's bytes (an interrupted copy or download).
+
+    Args:
+        path: the file.
+        fraction: in (0, 1).
+        dest: where to write the cut file (default: in place).
+
+    Returns:
+        The cut file.
+    """
+    data = path.read_bytes()
+    target = dest or path
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+def add_bad_iccp_chunk(path: Path) -> Path:
+    """Insert a malformed iCCP (colour profile) chunk after a PNG's IHDR, in place: libpng
+    prints "libpng warning: iCCP: ..." but the pixels are intact.
+
+    Returns:
+        ``path``.
+    """
+    data = path.read_bytes()
+    body = b"iCCP" + b"bad profile\x00\x00" + zlib.compress(b"\x00" * 200)
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, length, type, IHDR data, CRC
+    path.write_bytes(data[:ihdr_end] + chunk + data[ihdr_end:])
+    return path

@@ -7,6 +7,7 @@ exits with status 2; nothing already written by the user is modified.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -19,11 +20,12 @@ import torch
 from tqdm import tqdm
 
 from tracker_core.encoder import Encoder, load_encoder
-from tracker_core.errors import ExportError, MaskError, TrackpaintError
+from tracker_core.errors import ExportError, FrameDamaged, MaskError, TrackpaintError
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask, write_indexed_png
+from tracker_core.native_log import quiet_native_logging
 from tracker_core.propagate import PropagationConfig, propagate
-from tracker_core.video import VideoSource
+from tracker_core.video import VideoSource, summarize_damaged
 
 EXIT_ERROR = 2
 
@@ -89,9 +91,10 @@ def ensure_writable_dir(path: Path) -> Path:
 
 
 def run_propagate(args: argparse.Namespace) -> int:
-    """Propagate an initial mask through a whole video; write DIR/NNNNN.png for every frame."""
+    """Propagate an initial mask through a whole video; write DIR/NNNNN.png for every frame
+    (every frame but the damaged ones with ``--skip-damaged``, which are listed at the end)."""
     encoder = encoder_from_args(args)
-    cfg = protocol_from_args(args)
+    cfg = dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged)
     with VideoSource.open(args.source) as video:
         n = len(video)
         if not 0 <= args.init_frame < n:
@@ -99,6 +102,8 @@ def run_propagate(args: argparse.Namespace) -> int:
         mask = load_mask(args.init, expected_hw=(video.height, video.width))
         if not mask.any():
             raise MaskError("initial mask is empty (no object pixels)", args.init)
+        if video.damaged and not args.skip_damaged:  # known at open: refuse before writing
+            raise video.damaged[0].error()
         out = ensure_writable_dir(Path(args.out))
         refs = {args.init_frame: FrameLabels(mask=mask)}
         write_indexed_png(out / f"{args.init_frame:05d}.png", mask)
@@ -111,8 +116,11 @@ def run_propagate(args: argparse.Namespace) -> int:
                     seconds += res.seconds
                     count += 1
                     bar.update(1)
+        damaged = video.damaged
     ms = 1000 * seconds / max(count, 1)
-    print(f"wrote {n} masks to {out} | {ms:.1f} ms/frame propagation ({encoder.name})")
+    print(f"wrote {count + 1} masks to {out} | {ms:.1f} ms/frame propagation ({encoder.name})")
+    for line in summarize_damaged(damaged):
+        print(f"trackpaint: warning: {line} (skipped: no mask)", file=sys.stderr)
     return 0
 
 
@@ -141,16 +149,20 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_eval_keypoints(args: argparse.Namespace) -> int:
     """PCK@0.1 / @0.2 on BADJA-format JSON files, frames from a DAVIS root."""
-    from tracker_core.evaluate import evaluate_keypoints, load_badja
+    from tracker_core.evaluate import (
+        FRAMES_DIR,
+        evaluate_keypoints,
+        expand_badja_paths,
+        load_badja,
+    )
 
     encoder = encoder_from_args(args)
     cfg = protocol_from_args(args)
-    files = [Path(p) for p in args.badja]
-    expanded = [f for p in files for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    expanded = expand_badja_paths([Path(p) for p in args.badja])
     per_seq = []
     for path in expanded:
         name = path.stem
-        with VideoSource.open(Path(args.davis_root) / "JPEGImages" / "480p" / name) as video:
+        with VideoSource.open(Path(args.davis_root).joinpath(*FRAMES_DIR, name)) as video:
             labelled = load_badja(path, (video.height, video.width))
             counts = evaluate_keypoints(video, labelled, encoder, cfg)
         scores = {a: c / max(t, 1) for a, (c, t) in counts.items()}
@@ -212,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True, help="indexed/grey PNG mask (0 = background)")
     p.add_argument("--init-frame", type=int, default=0, help="frame the mask belongs to")
     p.add_argument("--out", required=True, help="output folder for NNNNN.png masks")
+    p.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="propagate past damaged frames (corrupt, truncated, missing): they get no mask "
+        "and are listed at the end (default: stop with an error naming the first)",
+    )
     add_protocol_args(p)
     p.set_defaults(func=run_propagate)
 
@@ -250,14 +268,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _damage_hint(args: argparse.Namespace, exc: TrackpaintError) -> str:
+    """What to do about a damaged frame that stopped ``propagate`` ("" for other errors)."""
+    if not isinstance(exc, FrameDamaged) or args.command != "propagate":
+        return ""
+    if exc.frame == args.init_frame:
+        return " (the frame of the initial mask must decode)"
+    return "" if args.skip_damaged else " (--skip-damaged propagates past damaged frames)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trackpaint`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    quiet_native_logging()
     t0 = time.perf_counter()
     try:
         status = int(args.func(args) or 0)
     except TrackpaintError as exc:
-        print(f"trackpaint: error: {exc}", file=sys.stderr)
+        print(f"trackpaint: error: {exc}{_damage_hint(args, exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("trackpaint: interrupted", file=sys.stderr)

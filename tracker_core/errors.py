@@ -32,3 +32,22 @@ class ExportError(TrackpaintError):
 
 class ModelError(TrackpaintError):
     """A model checkpoint cannot be loaded."""
+
+
+class FrameDamaged(VideoError):  # noqa: N818 (reads as a state: "frame damaged")
+    """One frame of a video or frame folder is damaged: corrupt, truncated, missing, of the
+    wrong size, or undecodable. The message reads ``<file>: frame N: <problem>``.
+
+    Attributes:
+        frame: the frame index.
+        problem: what is wrong with it (one line, without the file and frame number).
+    """
+
+    def __init__(self, frame: int, path: str | Path, problem: str) -> None:
+        self.frame = int(frame)
+        self.problem = " ".join(problem.split())
+        super().__init__(f"frame {self.frame}: {self.problem}", path)
+
+
+class DatasetError(TrackpaintError):
+    """An evaluation data set (DAVIS root, BADJA keypoint files) is missing or incomplete."""

@@ -19,6 +19,7 @@ import numpy as np
 from skimage.morphology import disk
 
 from tracker_core.encoder import Encoder
+from tracker_core.errors import DatasetError
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask
 from tracker_core.propagate import PropagationConfig, propagate
@@ -164,18 +165,56 @@ class EvalResult:
         return float(np.nanmean([s.ms_per_frame for s in self.sequences]))
 
 
+FRAMES_DIR = ("JPEGImages", "480p")
+ANNOTATIONS_DIR = ("Annotations", "480p")
+
+
+def check_davis_root(root: Path) -> None:
+    """Raise DatasetError (naming the path) unless ``root`` holds ``JPEGImages/480p`` and
+    ``Annotations/480p`` folders."""
+    if not root.is_dir():
+        raise DatasetError("no such DAVIS root folder", root)
+    for parts in (FRAMES_DIR, ANNOTATIONS_DIR):
+        folder = root.joinpath(*parts)
+        if not folder.is_dir():
+            raise DatasetError(
+                f"missing: not a DAVIS root (it needs {'/'.join(FRAMES_DIR)} and "
+                f"{'/'.join(ANNOTATIONS_DIR)})",
+                folder,
+            )
+
+
 def list_sequences(root: Path) -> list[str]:
-    """Sequence names under a DAVIS root (``sequences.txt`` if present, else folder names)."""
+    """Sequence names under a DAVIS root (``sequences.txt`` if present, else folder names).
+
+    Raises:
+        DatasetError: not a DAVIS root, or it holds no sequence.
+    """
+    check_davis_root(root)
     listing = root / "sequences.txt"
     if listing.is_file():
-        return [s.strip() for s in listing.read_text().split() if s.strip()]
-    return sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir() if p.is_dir())
+        names = [s.strip() for s in listing.read_text().split() if s.strip()]
+    else:
+        names = sorted(p.name for p in root.joinpath(*FRAMES_DIR).iterdir() if p.is_dir())
+    if not names:
+        raise DatasetError("holds no sequence folders", root.joinpath(*FRAMES_DIR))
+    return names
 
 
 def load_ground_truth(root: Path, name: str) -> list[np.ndarray]:
-    """(H, W) uint8 id masks for every frame of a DAVIS sequence."""
-    folder = root / "Annotations" / "480p" / name
-    return [load_mask(p) for p in sorted(folder.glob("*.png"))]
+    """(H, W) uint8 id masks for every frame of a DAVIS sequence.
+
+    Raises:
+        DatasetError: the sequence has no annotation folder or no PNG in it.
+        MaskError: an annotation cannot be read.
+    """
+    folder = root.joinpath(*ANNOTATIONS_DIR, name)
+    if not folder.is_dir():
+        raise DatasetError("no such annotation folder", folder)
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise DatasetError("annotation folder holds no PNG masks", folder)
+    return [load_mask(p) for p in files]
 
 
 def propagate_with_corrections(
@@ -244,14 +283,18 @@ def evaluate_davis(
     With ``corrections`` > 0, J&F (mean over sequences) is also recorded after each round.
     """
     cfg = config or PropagationConfig()
+    check_davis_root(root)
     names = list(sequences) if sequences else list_sequences(root)
     final: list[SequenceScore] = []
     per_round: list[list[float]] = []
     for name in names:
         gts = load_ground_truth(root, name)
-        with VideoSource.open(root / "JPEGImages" / "480p" / name) as video:
+        with VideoSource.open(root.joinpath(*FRAMES_DIR, name)) as video:
             if len(video) != len(gts):
-                raise ValueError(f"{name}: {len(video)} frames but {len(gts)} annotations")
+                raise DatasetError(
+                    f"{len(gts)} annotations for the {len(video)} frames of {name}",
+                    root.joinpath(*ANNOTATIONS_DIR, name),
+                )
             t0 = time.perf_counter()
             rounds = list(
                 propagate_with_corrections(video.frame, gts, encoder, cfg, corrections, pick)
@@ -290,17 +333,53 @@ class BadjaFrame:
 def load_badja(
     path: Path, frame_hw: tuple[int, int], joints: Sequence[int] = BADJA_JOINTS
 ) -> list[BadjaFrame]:
-    """Read a BADJA json (joints as [row, col] at 1080p) and scale to ``frame_hw``."""
-    data = json.loads(Path(path).read_text())
+    """Read a BADJA json (joints as [row, col] at 1080p) and scale to ``frame_hw``.
+
+    Raises:
+        DatasetError: the file is missing, unreadable, or not a list of labelled frames.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DatasetError("no such BADJA keypoint file", path) from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"cannot read BADJA keypoints ({exc})", path) from exc
     scale = frame_hw[0] / 1080.0
     out = []
-    for item in data:
-        digits = "".join(c for c in Path(item["image_path"]).stem if c.isdigit())
-        rc = np.asarray(item["joints"], dtype=np.float32)[list(joints)]
-        vis = np.asarray(item["visibility"], dtype=bool)[list(joints)]
-        xy = np.stack([rc[:, 1], rc[:, 0]], axis=1) * scale
-        out.append(BadjaFrame(int(digits), xy, vis))
+    try:
+        for item in data:
+            digits = "".join(c for c in Path(item["image_path"]).stem if c.isdigit())
+            rc = np.asarray(item["joints"], dtype=np.float32)[list(joints)]
+            vis = np.asarray(item["visibility"], dtype=bool)[list(joints)]
+            xy = np.stack([rc[:, 1], rc[:, 0]], axis=1) * scale
+            out.append(BadjaFrame(int(digits), xy, vis))
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        problem = f"not a BADJA keypoint file ({type(exc).__name__}: {exc})"
+        raise DatasetError(problem, path) from exc
+    if not out:
+        raise DatasetError("holds no labelled frames", path)
     return sorted(out, key=lambda b: b.frame)
+
+
+def expand_badja_paths(paths: Sequence[Path]) -> list[Path]:
+    """BADJA json files named directly or held by the given folders, in order.
+
+    Raises:
+        DatasetError: a path does not exist, or a folder holds no ``.json``.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise DatasetError("folder holds no BADJA .json files", path)
+            out.extend(found)
+        elif path.exists():
+            out.append(path)
+        else:
+            raise DatasetError("no such BADJA keypoint file or folder", path)
+    return out
 
 
 def evaluate_keypoints(

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from tracker_core.encoder import Encoder, grid_size
+from tracker_core.errors import FrameDamaged
 from tracker_core.labels import FrameLabels
 
 
@@ -45,6 +46,8 @@ class PropagationConfig:
     keypoint_sigma: float = 0.5
     keypoint_visible_threshold: float = 0.3
     refine_radius: int = 4  # guided-filter radius in pixels for mask boundaries (0 = off)
+    # Pass over damaged frames (frames() raising FrameDamaged): no result, not in memory.
+    skip_damaged: bool = False
 
     def __post_init__(self) -> None:
         if self.radius < 0 or self.keyframe_radius < 0:
@@ -441,6 +444,11 @@ def propagate(
 
     ``references`` holds the user's keyframes (long-term memory) and must include ``start``.
     Yields a PropagatedFrame for ``start±1 ... stop∓1`` in order; close the generator to cancel.
+
+    A damaged frame (``frames(i)`` raises FrameDamaged) ends the run with that error, unless
+    ``config.skip_damaged``: then nothing is yielded for it, it is not put in memory, and the
+    next frame is propagated from the memory as it was (a damaged keyframe is left out of the
+    long-term memory). The start frame must decode either way.
     """
     cfg = config or PropagationConfig()
     if start not in references:
@@ -460,20 +468,29 @@ def propagate(
     def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
         return make_reference(feats, labels, radius, tile)
 
-    long_term = [
-        reference(
-            first_feats if k == start else encoder.encode(frames(k)),
-            labels_of(k),
-            cfg.keyframe_radius,
-        )
-        for k in _nearest_keyframes(references, start, cfg.n_keyframes)
-    ]
+    def decoded(idx: int) -> np.ndarray | None:
+        """Frame ``idx``, or None when it is damaged and damaged frames are skipped."""
+        try:
+            return frames(idx)
+        except FrameDamaged:
+            if not cfg.skip_damaged:
+                raise
+            return None
+
+    long_term: list[Reference] = []
+    for k in _nearest_keyframes(references, start, cfg.n_keyframes):
+        pixels = first if k == start else decoded(k)
+        if pixels is not None:
+            feats = first_feats if k == start else encoder.encode(pixels)
+            long_term.append(reference(feats, labels_of(k), cfg.keyframe_radius))
     recent: deque[Reference] = deque(maxlen=cfg.n_recent)
     start_labels = labels_of(start)
     start_area = start_labels[1 : layout.num_mask_channels].flatten(1).sum(dim=1)
     recent.append(reference(first_feats, start_labels, cfg.radius))
     for idx in range(start + step, stop, step):
-        frame = frames(idx)
+        frame = decoded(idx)
+        if frame is None:
+            continue
         if frame.shape[:2] != frame_hw:
             raise ValueError(f"frame {idx} is {frame.shape[:2]}, expected {frame_hw}")
         t0 = time.perf_counter()

@@ -688,7 +688,9 @@ class Session:
     ) -> PropagationJob:
         """A job propagating the labels of ``start`` in ``direction`` up to (not including) the
         next keyframe or the video end. ``start`` must hold labels (any non-EMPTY state); all
-        keyframes are passed as references. ValueError for a bad start/direction or no video."""
+        keyframes are passed as references. ValueError for a bad start/direction or no video.
+        Damaged frames (the video raises FrameDamaged) are passed over and left as they are,
+        like ``trackpaint propagate --skip-damaged``; a damaged ``start`` fails the job."""
         if self._video is None:
             raise ValueError("this session has no video; propagation needs frames")
         if direction not in ("forward", "backward", "both"):
@@ -696,7 +698,8 @@ class Session:
         if self._project.state(start) == FrameState.EMPTY:
             raise ValueError(f"frame {start} has no labels to propagate from")
         steps = {"forward": (1,), "backward": (-1,), "both": (1, -1)}[direction]
-        return PropagationJob(self, start, steps, encoder, config or self._config)
+        config = replace(config or self._config, skip_damaged=True)
+        return PropagationJob(self, start, steps, encoder, config)
 
     def next_uncertain_frame(
         self, after: int, threshold: float = DEFAULT_UNCERTAIN_THRESHOLD

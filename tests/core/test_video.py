@@ -11,19 +11,24 @@ import numpy as np
 import pytest
 
 from tests.fixtures_video import (
+    add_bad_iccp_chunk,
+    corrupt_jpeg,
     decode_sequentially,
     make_moving_square_frames,
+    truncate_file,
     write_frame_folder,
     write_video,
 )
 from tracker_core import video as video_module
-from tracker_core.errors import VideoError
+from tracker_core.errors import FrameDamaged, VideoError
 from tracker_core.video import (
+    DamagedFrame,
     VideoInfo,
     VideoSource,
     _FileDecoder,
     list_frame_files,
     natural_sort_key,
+    summarize_damaged,
 )
 
 SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample"
@@ -214,7 +219,7 @@ def test_non_ascii_path_with_spaces(tmp_path, long_clip):
         assert np.array_equal(video.frame(4), decode_sequentially(path)[4])
 
 
-def test_truncated_file_counts_decodable_frames(tmp_path, long_clip):
+def test_truncated_file_keeps_its_listed_count_and_names_the_missing_frames(tmp_path, long_clip):
     full = write_video(tmp_path / "full.mkv", long_clip)
     data = full.read_bytes()
     cut = tmp_path / "cut.mkv"
@@ -223,9 +228,15 @@ def test_truncated_file_counts_decodable_frames(tmp_path, long_clip):
     assert 0 < len(reference) < 40
     with VideoSource.open(cut, cache_size=0) as video:
         assert cv2.VideoCapture(str(cut)).get(cv2.CAP_PROP_FRAME_COUNT) == 40  # header claims 40
-        assert len(video) == len(reference)
-        for index in _random_order(len(video)):
-            assert np.array_equal(video.frame(index), reference[index])
+        assert len(video) == 40
+        missing = [d.index for d in video.damaged if d.problem.startswith("missing")]
+        assert missing == list(range(len(reference), 40))
+        good = [i for i in range(len(reference)) if video.is_damaged(i) is None]
+        for index in _random_order(len(reference)):
+            if index in good:
+                assert np.array_equal(video.frame(index), reference[index])
+        with pytest.raises(FrameDamaged, match=rf"cut\.mkv: frame {len(reference)}: missing"):
+            video.frame(len(reference))
 
 
 def test_undecodable_frame_names_index_and_path(tmp_path, long_clip):
@@ -238,7 +249,7 @@ def test_undecodable_frame_names_index_and_path(tmp_path, long_clip):
         video.frame(35)
     message = str(info.value)
     assert str(path) in message
-    assert "cannot decode frame" in message and "frame 35" in message
+    assert "frame 35: cannot decode" in message
     assert "\n" not in message
 
 
@@ -371,8 +382,10 @@ def test_corrupt_first_frame_fails_at_open(frame_folder):
 def test_empty_image_file_is_reported_at_open(frame_folder):
     folder, _, _ = frame_folder
     (folder / "00007.png").write_bytes(b"")
-    with pytest.raises(VideoError, match=r"00007\.png: frame 7 is an empty"):
-        VideoSource.open(folder)
+    with VideoSource.open(folder) as video:
+        assert [(d.index, d.file.name) for d in video.damaged] == [(7, "00007.png")]
+        with pytest.raises(FrameDamaged, match=r"00007\.png: frame 7: empty \(0-byte\) file"):
+            video.frame(7)
 
 
 def test_mixed_frame_sizes_name_the_odd_file(frame_folder):
@@ -380,7 +393,7 @@ def test_mixed_frame_sizes_name_the_odd_file(frame_folder):
     odd = folder / "00003.png"
     cv2.imencode(".png", np.zeros((10, 20, 3), np.uint8))[1].tofile(odd)
     with VideoSource.open(folder) as video:
-        with pytest.raises(VideoError, match="frame 3 is 10x20, expected 64x96") as info:
+        with pytest.raises(VideoError, match="frame 3: wrong size 10x20, expected 64x96") as info:
             video.frame(3)
     assert str(odd) in str(info.value)
 
@@ -419,3 +432,128 @@ def test_bundled_sample_clip():
     with VideoSource.open(SAMPLE / "bear") as video:
         assert (len(video), video.height, video.width) == (40, 480, 854)
         assert video.frame(39).shape == (480, 854, 3)
+
+
+# --- damaged input -------------------------------------------------------------------------------
+
+
+def test_corrupt_jpeg_is_named_not_decoded_to_garbage(tmp_path, capfd):
+    frames, _ = make_moving_square_frames(n=8, h=64, w=96)
+    folder = tmp_path / "jpegs"
+    paths = write_frame_folder(folder, frames, ".jpg")
+    corrupt_jpeg(paths[5])
+    capfd.readouterr()
+    with VideoSource.open(folder) as video:
+        assert video.damaged == ()  # found when decoded, not before
+        video.frame(4)
+        with pytest.raises(FrameDamaged) as info:
+            video.frame(5)
+        assert info.value.frame == 5 and info.value.path == paths[5]
+        assert str(info.value).startswith(f"{paths[5]}: frame 5: corrupt image data (Corrupt JPEG")
+        assert video.damaged == (DamagedFrame(5, paths[5], info.value.problem),)
+        with pytest.raises(FrameDamaged):  # known now: refused again without decoding
+            video.frame(5)
+        video.frame(6)
+    assert capfd.readouterr().err == ""  # libjpeg's line was captured, not printed
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_truncated_image_is_a_damaged_frame(tmp_path, ext):
+    frames, _ = make_moving_square_frames(n=5, h=64, w=96)
+    paths = write_frame_folder(tmp_path / "f", frames, ext)
+    truncate_file(paths[2], 0.6)
+    with VideoSource.open(tmp_path / "f") as video:
+        with pytest.raises(FrameDamaged, match=rf"{paths[2].name}: frame 2: "):
+            video.frame(2)
+        assert [d.index for d in video.check()] == [2]
+
+
+def test_bad_colour_profile_is_not_damage_and_makes_no_noise(tmp_path, capfd):
+    frames, _ = make_moving_square_frames(n=3, h=64, w=96)
+    paths = write_frame_folder(tmp_path / "f", frames, ".png")
+    for path in paths:
+        add_bad_iccp_chunk(path)
+    capfd.readouterr()
+    with VideoSource.open(tmp_path / "f") as video:
+        assert all(np.array_equal(a, b) for a, b in zip(video, frames))
+        assert video.check() == ()
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_video_cut_to_30_percent_names_its_last_and_missing_frames(tmp_path, long_clip, suffix):
+    frames = long_clip[:20]
+    full = write_video(tmp_path / f"full{suffix}", frames)
+    cut = truncate_file(full, 0.3, tmp_path / f"cut{suffix}")
+    reference = decode_sequentially(cut)  # what plain OpenCV gives: a few frames, no warning
+    assert 0 < len(reference) < 20
+    with VideoSource.open(cut) as video:
+        assert len(video) == 20
+        damaged = {d.index: d.problem for d in video.damaged}
+        assert set(damaged) >= set(range(len(reference), 20))
+        stops = f"missing: decoding stops at frame {len(reference)} (truncated or corrupt file"
+        assert all(damaged[i].startswith(stops) for i in range(len(reference), 20))
+        last = len(reference) - 1
+        if suffix == ".avi":  # MJPG in AVI: the last frame is half there ("overread")
+            assert damaged[last].startswith("incomplete: decoding stops inside this frame")
+        good = [i for i in range(len(reference)) if i not in damaged]
+        for i in good:
+            assert np.array_equal(video.frame(i), reference[i])
+        assert summarize_damaged(video.damaged)[-1] == (
+            f"{cut}: frames {len(reference)}-19: {damaged[19]}"
+        )
+
+
+def test_corrupt_frame_inside_a_video_file_is_named(tmp_path, long_clip):
+    path = write_video(tmp_path / "clip.avi", long_clip)
+    data = bytearray(path.read_bytes())
+    chunks = [i for i in range(len(data) - 10) if data[i : i + 4] == b"00dc"]
+    frame_chunks = [i for i in chunks if data[i + 8 : i + 10] == b"\xff\xd8"]  # JPEG data
+    assert len(frame_chunks) == 40
+    victim = frame_chunks[30] + 8 + 600  # inside frame 30's entropy-coded data
+    data[victim : victim + 40] = b"\xff\x00" * 20  # all-ones bits: invalid Huffman codes
+    path.write_bytes(bytes(data))
+    reference = decode_sequentially(write_video(tmp_path / "good.avi", long_clip))
+    with VideoSource.open(path, cache_size=0) as video:
+        assert len(video) == 40
+        damaged = [d.index for d in video.check()]
+        assert damaged[0] == 30  # the corrupt frame is the first one named
+        assert all(np.array_equal(video.frame(i), reference[i]) for i in (0, 15, 29))
+        with pytest.raises(FrameDamaged, match=r"clip\.avi: frame 30: "):
+            video.frame(30)
+
+
+def test_summarize_damaged_folds_runs():
+    a, b = Path("a.avi"), Path("b.jpg")
+    damaged = [
+        DamagedFrame(2, b, "corrupt"),
+        DamagedFrame(5, a, "missing"),
+        DamagedFrame(6, a, "missing"),
+        DamagedFrame(7, a, "missing"),
+        DamagedFrame(9, a, "missing"),
+    ]
+    assert summarize_damaged(damaged) == [
+        "b.jpg: frame 2: corrupt",
+        "a.avi: frames 5-7: missing",
+        "a.avi: frame 9: missing",
+    ]
+
+
+def test_native_stderr_capture_keeps_other_text(capfd):
+    import os
+
+    from tracker_core.native_log import capture_native_stderr, fold_messages
+
+    capfd.readouterr()
+    with capture_native_stderr() as lines:
+        os.write(2, b"[mjpeg @ 0x55c8c1295a00] overread 8\n")
+        os.write(2, b"Corrupt JPEG data: 3 extraneous bytes before marker 0xd9\n")
+        os.write(2, b"someone else's message\n")
+    assert lines == [
+        "[mjpeg @ 0x55c8c1295a00] overread 8",
+        "Corrupt JPEG data: 3 extraneous bytes before marker 0xd9",
+    ]
+    assert capfd.readouterr().err == "someone else's message\n"
+    assert fold_messages(lines) == (
+        "mjpeg: overread 8; Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"
+    )

@@ -36,7 +36,7 @@ from tests.robustness.conftest import (
     make_disk_full,
     make_read_only,
 )
-from tracker_core.errors import ExportError, MaskError, ProjectError, VideoError
+from tracker_core.errors import ExportError, FrameDamaged, MaskError, ProjectError, VideoError
 from tracker_core.export import export_coco, export_davis, import_coco, import_davis
 from tracker_core.masks import load_mask
 from tracker_core.project import SCHEMA_VERSION, FrameState, Project, autosave_path_for
@@ -105,16 +105,21 @@ def test_zero_frame_video(tmp_path: Path) -> None:
     assert_one_line_naming(info.value, path)
 
 
-def test_truncated_video_opens_with_its_decodable_frames(tmp_path: Path) -> None:
+def test_truncated_video_opens_and_names_its_cut_and_missing_frames(tmp_path: Path) -> None:
     frames, _ = make_moving_square_frames(N, H, W)
     data = write_video(tmp_path / "full.avi", frames).read_bytes()
     path = tmp_path / "truncated.avi"
     path.write_bytes(data[: len(data) // 2])
     with VideoSource.open(path) as video:
-        assert 1 <= len(video) < N
-        last = video.frame(len(video) - 1)  # the claimed last frame really decodes
-        assert last.shape == (H, W, 3)
-        assert [f.shape for f in video] == [(H, W, 3)] * len(video)
+        assert len(video) == N  # the listed count; the frames past the cut are damaged
+        damaged = {d.index: d for d in video.damaged}
+        first_bad = min(damaged)
+        assert 1 <= first_bad < N and set(damaged) == set(range(first_bad, N))
+        assert [f.shape for f in map(video.frame, range(first_bad))] == [(H, W, 3)] * first_bad
+        with pytest.raises(FrameDamaged) as info:
+            video.frame(N - 1)
+        message = assert_one_line_naming(info.value, path)
+        assert f"frame {N - 1}: missing" in message
 
 
 def test_frame_folder_with_mixed_sizes_names_the_odd_file(tmp_path: Path) -> None:
@@ -141,7 +146,7 @@ def test_frame_folder_ignores_other_files_and_names_a_non_image(tmp_path: Path) 
     fake.write_text("I am not a PNG")
     with VideoSource.open(folder) as video:
         assert len(video) == 6
-        with pytest.raises(VideoError, match="cannot decode frame 5") as info:
+        with pytest.raises(VideoError, match="frame 5: cannot decode") as info:
             video.frame(5)
     assert_one_line_naming(info.value, fake)
 
