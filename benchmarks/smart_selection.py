@@ -26,15 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker_core.encoder import load_encoder
 from tracker_core.selection import (
     Click,
-    FeatureFn,
     SelectionConfig,
     SmartSelector,
     crop_window,
-    encoder_features,
-    lab_features,
 )
 
 Box = tuple[int, int, int, int]
@@ -135,18 +131,14 @@ def grabcut_crop_method(cfg: SelectionConfig, iterations: int = 5, radius: int =
     return start
 
 
-def ours_method(cfg: SelectionConfig, features: FeatureFn = lab_features, grid=None) -> Method:
+def ours_method(cfg: SelectionConfig) -> Method:
+    """:class:`tracker_core.selection.SmartSelector` (Lab colour)."""
+
     def start(image: np.ndarray, box: Box) -> Interactor:
-        selector = SmartSelector(image, box, cfg, features=features, grid_features=grid)
+        selector = SmartSelector(image, box, cfg)
         return lambda clicks: selector.update(clicks)
 
     return start
-
-
-def learned_grid():
-    encoder = load_encoder()
-    dim = encoder.net.dim
-    return lambda rgb: encoder.encode(rgb)[:dim].numpy()
 
 
 def load_frame0(root: Path, seq: str) -> tuple[np.ndarray, np.ndarray]:
@@ -220,14 +212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cv2.setNumThreads(args.threads)
         torch.set_num_threads(args.threads)
-    seqs = args.sequences.split(",") if args.sequences else (args.root / "sequences.txt").read_text().split()
+    seqs = (
+        args.sequences.split(",")
+        if args.sequences
+        else (args.root / "sequences.txt").read_text().split()
+    )
     cfg = dataclasses.replace(SelectionConfig(), **parse_overrides(args.overrides))
     methods: dict[str, Method] = {
         "grabcut": grabcut_method(),
         "grabcut-crop": grabcut_crop_method(cfg),
         "ours": ours_method(cfg),
-        "ours-encoder": ours_method(cfg, encoder_features(load_encoder())),
-        "ours-knn": ours_method(cfg, grid=learned_grid()),
     }
     print(f"machine: {cpu_model()}; OpenCV {cv2.__version__}; threads {args.threads or 'all'}")
     print(f"config: {cfg}")
@@ -235,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.methods.split(","):
         method = methods[name]
         print(f"\n## {name}\n")
-        print("| sequence | box IoU | clicks to 0.9 | IoU after 1/3/5 clicks | median ms | max ms |")
+        print(
+            "| sequence | box IoU | clicks to 0.9 | IoU after 1/3/5 clicks | median ms | max ms |"
+        )
         print("|---|---|---|---|---|---|")
         ious, clicks, all_times = [], [], []
         for seq in seqs:

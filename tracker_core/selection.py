@@ -1,18 +1,22 @@
 """Smart selection without downloaded weights: box -> mask, refined by positive/negative clicks.
 
-The method is GrabCut's (Rother et al. 2004: colour models + graph cut, iterated) with three
-changes that the benchmark (``benchmarks/smart_selection.py``) showed to matter:
+GrabCut (Rother et al. 2004: Gaussian-mixture colour models + graph cut, iterated), changed where
+``benchmarks/smart_selection.py`` measured a gain on the dev frame-0 masks (RESULTS.md lists
+every setting tried, including the ones that lost):
 
-* it works on a **crop** around the box, rescaled so the box covers about
-  ``SelectionConfig.work_pixels`` pixels (fast on big objects, finer on small ones), then the
-  result is upsampled and snapped to the full-resolution edges with a guided filter;
-* the per-pixel signal is CIE Lab colour, optionally concatenated with the bundled encoder's
-  features (stride 8, PCA-reduced), modelled by full-covariance Gaussian mixtures;
-* clicks are hard seeds **and** evidence: a click's neighbourhood joins that side's colour model
-  and biases nearby pixels towards its label (a Gaussian of the box size).
+* it works on a **crop** around the box rescaled so the box covers about
+  ``SelectionConfig.work_pixels`` pixels (fast on big objects, finer on small ones); the cut is
+  upsampled and snapped to full-resolution edges with a guided filter;
+* a weaker edge term (``gamma`` 10, GrabCut's 50 removes thin parts at this scale), background
+  colours also sampled from a ring around the box, and the first foreground model leaves out
+  the box pixels the background model explains best (``init_drop``);
+* a click is a hard seed, its neighbourhood joins that side's colour model, it biases nearby
+  pixels (a Gaussian of the box size) and, after the first cut, pixels far from every click
+  keep their label unless the evidence is strong (``stick``), so a click fixes its region
+  without the rest of the mask drifting.
 
-Everything is pure numpy / OpenCV / scipy. Coordinates are ``(x, y)`` image pixels; masks are
-``(H, W) bool``. The max-flow is PyMaxflow's (Boykov-Kolmogorov).
+Pure numpy / OpenCV; the max-flow is PyMaxflow's (Boykov-Kolmogorov). Coordinates are ``(x, y)``
+image pixels; masks are ``(H, W) bool``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from tracker_core.propagate import guided_filter
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 (x1, y1 exclusive)
 FeatureFn = Callable[[np.ndarray], np.ndarray]  # (h, w, 3) uint8 RGB -> (h, w, D) float32
-GridFn = Callable[[np.ndarray], np.ndarray]  # (h, w, 3) uint8 RGB -> (D, h / s, w / s) unit rows
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Click:
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """How a box / clicks become a mask. Pixel sizes are in full-resolution image pixels."""
+    """How a box and clicks become a mask. Pixel sizes are full-resolution image pixels."""
 
     work_pixels: int = 150 * 150  # the box is rescaled to cover about this many pixels
     max_upscale: float = 2.0
@@ -50,37 +53,25 @@ class SelectionConfig:
     min_margin: int = 6  # ... and at least this many pixels
     ring: float = 0.4  # background colour samples: a ring this wide (fraction) around the box
     components: int = 5  # Gaussians per colour model
-    iterations: int = 4  # GrabCut iterations from a box
+    iterations: int = 4  # iterations from a box
     click_iterations: int = 2  # iterations after a click (warm-started from the last result)
-    gamma: float = 50.0  # pairwise (edge) weight
+    gamma: float = 10.0  # edge (pairwise) weight
+    init_drop: float = 0.3  # first foreground model: leave out this fraction of the box pixels
+    # that the background model explains best
     click_radius: float = 5.0  # hard-seed disk of a click
-    click_sample_radius: float = 12.0  # its neighbourhood that joins the colour model ...
+    click_sample_radius: float = 12.0  # its neighbourhood joins the colour model ...
     click_sample_weight: float = 4.0  # ... counted this many times
     click_prior: float = 3.0  # unary bias (nats) at a click, decaying ...
-    click_prior_sigma: float = 0.12  # ... as a Gaussian of this fraction of the box diagonal
+    click_prior_sigma: float = 0.12  # ... as a Gaussian of this fraction of the crop diagonal
+    stick: float = 3.0  # after the first cut: cost (nats) of changing a pixel's label, fading
+    # out near the clicks
     refine_radius: int = 2  # guided-filter radius at full resolution (0 = off)
-    feature_weight: float = 0.0  # weight of the encoder-feature unary (0 = colour only)
-    feature_scale: float = 2.0  # the encoder sees the working image enlarged this much
-    feature_k: int = 8  # nearest cells per side for the feature unary
-    feature_tau: float = 0.05
-    tight: bool = True  # the box is tight: every row and column inside it crosses the object
-    tight_inset: float = 0.0  # ... except this fraction of the box size at each side
-    tight_rounds: int = 6  # pinpointing rounds enforcing that (Lempitsky et al. 2009)
-    stick: float = 0.0  # after a click, cost (nats) of changing a pixel away from the last
-    # result, fading out near the clicks
-    geodesic: float = 0.0  # > 0: a click's influence follows colour-homogeneous paths, fading
-    # with geodesic distance (in units of this many mean colour steps)
-    seed_geodesic: float = 0.0  # > 0: a click's hard seed grows to the pixels within this
-    # geodesic distance (and click_seed_max of the box diagonal)
-    seed_max: float = 0.1
-    init_prior: float = 0.0  # > 0: the first cut uses P(fg | box) from box vs ring densities,
-    # assuming this foreground fraction of the box (0 = GrabCut's start: the whole box)
-    init_drop: float = 0.0  # first FG model: leave out this fraction of the box pixels that the
-    # background model explains best
 
     def __post_init__(self) -> None:
         if self.work_pixels < 64 or self.components < 1 or self.iterations < 1:
             raise ValueError("work_pixels >= 64, components >= 1 and iterations >= 1 required")
+        if self.click_iterations < 1 or not 0 <= self.init_drop < 1:
+            raise ValueError("click_iterations >= 1 and 0 <= init_drop < 1 required")
 
 
 # --------------------------------------------------------------------------- geometry
@@ -134,7 +125,9 @@ def box_region(box: tuple[int, int, int, int], win: Window) -> np.ndarray:
     return in_y[:, None] & in_x[None, :]
 
 
-def crop_window(box: tuple[int, int, int, int], hw: tuple[int, int], cfg: SelectionConfig) -> Window:
+def crop_window(
+    box: tuple[int, int, int, int], hw: tuple[int, int], cfg: SelectionConfig
+) -> Window:
     """The crop around ``box`` (with margin) and the scale that gives about ``work_pixels``."""
     h, w = hw
     x0, y0, x1, y1 = box
@@ -300,37 +293,18 @@ def lab_features(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-def encoder_features(encoder: object, dims: int = 6, spread: float = 15.0) -> FeatureFn:
-    """Lab colour plus the encoder's features: ``encoder.encode`` (stride-8 grid) reduced by PCA
-    to ``dims`` components scaled to standard deviation ``spread`` (comparable to Lab's),
-    upsampled bilinearly to pixels. ``(h, w, 3) uint8 -> (h, w, 3 + dims) float32``."""
-
-    def features(rgb: np.ndarray) -> np.ndarray:
-        grid = encoder.encode(rgb).numpy()  # type: ignore[attr-defined]
-        d, gh, gw = grid.shape
-        x = grid.reshape(d, -1).T.astype(np.float64)
-        x -= x.mean(0)
-        _, sv, vt = np.linalg.svd(x, full_matrices=False)
-        k = min(dims, vt.shape[0])
-        proj = (x @ vt[:k].T) / (sv[:k] / math.sqrt(max(1, len(x) - 1)) + 1e-6) * spread
-        maps = proj.T.reshape(k, gh, gw).astype(np.float32)
-        h, w = rgb.shape[:2]
-        stride = getattr(encoder, "stride", 8)
-        up = [
-            cv2.resize(m, (gw * stride, gh * stride), interpolation=cv2.INTER_LINEAR)[:h, :w]
-            for m in maps
-        ]
-        return np.concatenate([lab_features(rgb), np.stack(up, -1)], -1)
-
-    return features
-
-
 class SmartSelector:
-    """One box selection on one image, refined by clicks; keeps what later clicks reuse (the
-    features, the graph's edges, the colour models and the last cut).
+    """One box selection on one image, refined by clicks. It keeps what later clicks reuse (the
+    features, the edge weights, the colour models, the last cut), so a click costs a fraction
+    of the box.
 
-    ``image`` ``(H, W, 3) uint8 RGB``; ``box`` ``(x0, y0, x1, y1)`` pixels (exclusive ends);
-    ``features`` turns a rescaled crop into per-pixel vectors (default Lab colour).
+    Args:
+        image: ``(H, W, 3) uint8`` RGB.
+        box: ``(x0, y0, x1, y1)`` pixels (exclusive ends), drawn tightly around the object.
+        cfg: the method's settings.
+        features: a rescaled crop -> per-pixel vectors (default CIE Lab colour).
+        initial: ``(H, W) bool`` an existing mask to refine instead of cutting from the box
+            (clicks then change it where they say; pixels outside ``box`` stay out).
     """
 
     def __init__(
@@ -339,19 +313,20 @@ class SmartSelector:
         box: Box,
         cfg: SelectionConfig | None = None,
         features: FeatureFn = lab_features,
-        grid_features: GridFn | None = None,
+        initial: np.ndarray | None = None,
     ) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape}")
         self.cfg = cfg = cfg or SelectionConfig()
         self.image = image
         hw = image.shape[:2]
+        if initial is not None and initial.shape != hw:
+            raise ValueError(f"initial mask {initial.shape} does not match the image {hw}")
         self.box = ibox = clip_box(box, hw)
         crop = crop_window(ibox, hw, cfg)
         # The outer window holds the crop and the ring of background samples around it.
         x0, y0, x1, y1 = ibox
-        ry = round(cfg.ring * (y1 - y0)) + 1
-        rx = round(cfg.ring * (x1 - x0)) + 1
+        rx, ry = round(cfg.ring * (x1 - x0)) + 1, round(cfg.ring * (y1 - y0)) + 1
         self.outer = outer = Window(
             min(crop.x0, max(0, x0 - rx)),
             min(crop.y0, max(0, y0 - ry)),
@@ -360,10 +335,9 @@ class SmartSelector:
             crop.scale,
         )
         oh, ow = outer.work_shape
-        small = cv2.resize(
-            image[outer.y0 : outer.y1, outer.x0 : outer.x1], (ow, oh), interpolation=cv2.INTER_AREA
-        )
-        z_all = features(small).astype(np.float32)
+        region = image[outer.y0 : outer.y1, outer.x0 : outer.x1]
+        z_all = features(cv2.resize(region, (ow, oh), interpolation=cv2.INTER_AREA))
+        z_all = z_all.astype(np.float32)
         in_crop = box_region((crop.x0, crop.y0, crop.x1, crop.y1), outer)
         rows, cols = np.flatnonzero(in_crop.any(1)), np.flatnonzero(in_crop.any(0))
         self._rows = slice(int(rows[0]), int(rows[-1]) + 1)
@@ -375,31 +349,27 @@ class SmartSelector:
         ring = z_all[~in_crop]
         self._ring = ring[:: max(1, len(ring) // 20000)]
         self._edges = edge_weights(self._z, cfg.gamma)
-        self._grid: np.ndarray | None = None
-        self._step_cost: np.ndarray | None = None
-        if grid_features is not None and cfg.feature_weight > 0:
-            big = cv2.resize(small, None, fx=cfg.feature_scale, fy=cfg.feature_scale)
-            g = grid_features(big)
-            self._grid = g.reshape(g.shape[0], -1).T.astype(np.float32)  # (cells, D)
-            self._grid_hw = g.shape[1:]
-            self._sim = self._grid @ self._grid.T
         self._fg: Gmm | None = None
         self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None
-        self._done = 0
+        if initial is not None:
+            sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
+            small = cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
+            self._mask = (small[self._rows, self._cols] > 0.5) & self._inside
 
     @property
     def work_shape(self) -> tuple[int, int]:
-        return self._z.shape[:2]
+        """``(h, w)`` of the working crop."""
+        return self._z.shape[0], self._z.shape[1]
 
     def _to_work(self, x: float, y: float) -> tuple[float, float]:
         ox, oy = self.outer.to_work(x, y)
         return ox - self._cols.start, oy - self._rows.start
 
     def update(self, clicks: Sequence[Click] = ()) -> np.ndarray:
-        """The mask for the box and ``clicks`` (all clicks so far, in order): ``(H, W) bool``.
-        The first call runs ``iterations`` GrabCut iterations; later calls start from the last
-        result and run ``click_iterations``."""
+        """The mask for the box and ``clicks`` (every click so far, in order): ``(H, W) bool``,
+        empty outside the box. The first call cuts from the box (``iterations``); later calls
+        start from the last result (``click_iterations``)."""
         cfg = self.cfg
         h, w = self.work_shape
         flat, inside = self._flat, self._inside
@@ -409,26 +379,18 @@ class SmartSelector:
         near_click = np.zeros((h, w), np.float32)
         pos: list[np.ndarray] = []
         neg: list[np.ndarray] = []
-        diag = math.hypot(w, h)
         ys, xs = np.mgrid[:h, :w].astype(np.float32)
+        sigma = cfg.click_prior_sigma * math.hypot(w, h)
         px = self.outer.scale
         for click in clicks:
             cx, cy = self._to_work(click.x, click.y)
-            seed = disk((h, w), cx, cy, cfg.click_radius * px)
-            geo = None
-            if cfg.seed_geodesic > 0 or cfg.geodesic > 0:
-                geo = self._geodesic(cx, cy)
-            if cfg.seed_geodesic > 0:
-                seed |= (geo < cfg.seed_geodesic) & disk((h, w), cx, cy, cfg.seed_max * diag)
+            seed = disk((h, w), cx, cy, cfg.click_radius * px) & inside
             near = disk((h, w), cx, cy, cfg.click_sample_radius * px).ravel()
-            sigma = cfg.click_prior_sigma * diag
             bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
-            if geo is not None and cfg.geodesic > 0:
-                bump *= np.exp(-geo / cfg.geodesic)
             near_click = np.maximum(near_click, bump)
             if click.positive:
                 hard_fg |= seed
-                hard_bg &= ~seed
+                hard_bg &= ~seed | ~inside
                 pos.append(flat[near])
                 prior += cfg.click_prior * bump
             else:
@@ -436,137 +398,36 @@ class SmartSelector:
                 hard_fg &= ~seed
                 neg.append(flat[near])
                 prior -= cfg.click_prior * bump
-        if self._mask is None:
+        previous = self._mask
+        if previous is None:
             mask, iterations = inside.copy(), cfg.iterations
-            if cfg.init_prior > 0:
-                mask = self._first_cut(hard_fg, hard_bg, prior)
         else:
-            mask, iterations = self._mask, cfg.click_iterations
+            mask, iterations = previous, cfg.click_iterations
         for it in range(iterations):
             fg_sel = (mask & ~hard_bg).ravel()
-            if it == 0 and self._mask is None and cfg.init_drop > 0:
-                bg0 = fit_gmm(np.concatenate([flat[~inside.ravel()], self._ring]), cfg.components)
-                like = gmm_loglik(bg0, flat)
-                cut = np.quantile(like[fg_sel], 1.0 - cfg.init_drop)
-                fg_sel &= like < cut
+            if it == 0 and previous is None and cfg.init_drop > 0:
+                outside = np.concatenate([flat[~inside.ravel()], self._ring])
+                first_bg = fit_gmm(outside, cfg.components)
+                like = gmm_loglik(first_bg, flat)
+                fg_sel &= like < np.quantile(like[fg_sel], 1.0 - cfg.init_drop)
             fg_x, fg_w = _with_extra(flat[fg_sel], pos, cfg)
-            bg_x, bg_w = _with_extra(
-                np.concatenate([flat[~mask.ravel()], self._ring]), neg, cfg
-            )
+            bg_x, bg_w = _with_extra(np.concatenate([flat[~mask.ravel()], self._ring]), neg, cfg)
             if len(fg_x) < 8:
                 fg_x, fg_w = flat[inside.ravel()], None
             self._fg = fit_gmm(fg_x, cfg.components, fg_w, self._fg)
             self._bg = fit_gmm(bg_x, cfg.components, bg_w, self._bg)
             cost_fg = -gmm_loglik(self._fg, flat).reshape(h, w) - np.maximum(prior, 0)
             cost_bg = -gmm_loglik(self._bg, flat).reshape(h, w) - np.maximum(-prior, 0)
-            if self._mask is not None and cfg.stick > 0:
+            if previous is not None and cfg.stick > 0:
                 keep = cfg.stick * (1 - near_click)
-                cost_fg += keep * ~self._mask
-                cost_bg += keep * self._mask
-            if self._grid is not None:
-                p = self._feature_prob(mask)
-                cost_fg -= cfg.feature_weight * np.log(p + 1e-4)
-                cost_bg -= cfg.feature_weight * np.log(1 - p + 1e-4)
+                cost_fg += keep * ~previous
+                cost_bg += keep * previous
             new = graph_cut(cost_fg, cost_bg, self._edges, hard_fg, hard_bg)
-            if cfg.tight:
-                new = self._pinpoint(new, cost_fg, cost_bg, hard_fg, hard_bg)
             if np.array_equal(new, mask):
                 break
             mask = new
         self._mask = mask
         return self._to_full(mask)
-
-    def _geodesic(self, x: float, y: float) -> np.ndarray:
-        """``(h, w)`` geodesic distance from working pixel ``(x, y)``: path length where each
-        step costs 1 / 20 plus the colour difference in units of the mean neighbour difference."""
-        from skimage.graph import MCP_Geometric
-
-        if self._step_cost is None:
-            gy, gx = np.gradient(self._z, axis=(0, 1))
-            grad = np.sqrt((gx**2 + gy**2).sum(-1))
-            self._step_cost = 0.05 + grad / (grad.mean() + 1e-6)
-        h, w = self.work_shape
-        start = (int(np.clip(round(y), 0, h - 1)), int(np.clip(round(x), 0, w - 1)))
-        dist, _ = MCP_Geometric(self._step_cost).find_costs([start])
-        return dist.astype(np.float32)
-
-    def _first_cut(
-        self, hard_fg: np.ndarray, hard_bg: np.ndarray, prior: np.ndarray
-    ) -> np.ndarray:
-        """The first mask: box pixels are a mixture ``pi p_fg + (1 - pi) p_bg`` of foreground and
-        the background seen around the box, so ``P(fg | x) = 1 - (1 - pi) p_bg(x) / p_box(x)``."""
-        cfg = self.cfg
-        h, w = self.work_shape
-        flat, inside = self._flat, self._inside
-        bg = fit_gmm(np.concatenate([flat[~inside.ravel()], self._ring]), cfg.components)
-        box = fit_gmm(flat[inside.ravel()], cfg.components)
-        ratio = np.exp(np.clip(gmm_loglik(bg, flat) - gmm_loglik(box, flat), -30, 30))
-        p = np.clip(1.0 - (1.0 - cfg.init_prior) * ratio, 0.02, 0.98).reshape(h, w)
-        cost_fg = -np.log(p) - np.maximum(prior, 0)
-        cost_bg = -np.log(1 - p) - np.maximum(-prior, 0)
-        mask = graph_cut(cost_fg, cost_bg, self._edges, hard_fg, hard_bg)
-        if cfg.tight:
-            mask = self._pinpoint(mask, cost_fg, cost_bg, hard_fg, hard_bg)
-        return mask
-
-    def _pinpoint(
-        self,
-        mask: np.ndarray,
-        cost_fg: np.ndarray,
-        cost_bg: np.ndarray,
-        hard_fg: np.ndarray,
-        hard_bg: np.ndarray,
-    ) -> np.ndarray:
-        """Tight-box prior by pinpointing: while a row or column of the box (inset by
-        ``tight_inset``) holds no foreground, fix its most foreground-like pixel to foreground
-        and cut again (at most ``tight_rounds`` rounds)."""
-        cfg = self.cfg
-        inside = self._inside
-        rows = np.flatnonzero(inside.any(1))
-        cols = np.flatnonzero(inside.any(0))
-        if len(rows) < 3 or len(cols) < 3:
-            return mask
-        iy = int(cfg.tight_inset * len(rows))
-        ix = int(cfg.tight_inset * len(cols))
-        rows, cols = rows[iy : len(rows) - iy], cols[ix : len(cols) - ix]
-        score = np.where(inside & ~hard_bg, cost_bg - cost_fg, -np.inf)
-        seeds = hard_fg.copy()
-        for _ in range(cfg.tight_rounds):
-            empty_r = rows[~mask[rows].any(1)]
-            empty_c = cols[~mask[:, cols].any(0)]
-            if len(empty_r) == 0 and len(empty_c) == 0:
-                break
-            for r in empty_r:
-                c = int(np.argmax(score[r]))
-                if np.isfinite(score[r, c]):
-                    seeds[r, c] = True
-            for c in empty_c:
-                r = int(np.argmax(score[:, c]))
-                if np.isfinite(score[r, c]):
-                    seeds[r, c] = True
-            mask = graph_cut(cost_fg, cost_bg, self._edges, seeds, hard_bg)
-        return mask
-
-    def _feature_prob(self, mask: np.ndarray) -> np.ndarray:
-        """P(foreground) per working pixel from the encoder grid: each cell compares its
-        ``feature_k`` most similar foreground cells with its most similar background cells
-        (cells labelled by the current mask). ``(h, w) float32``."""
-        cfg = self.cfg
-        outer = np.zeros(self.outer.work_shape, np.float32)
-        outer[self._rows, self._cols] = mask
-        gh, gw = self._grid_hw
-        frac = cv2.resize(outer, (gw, gh), interpolation=cv2.INTER_AREA).ravel()
-        fg = frac > 0.5
-        k = cfg.feature_k
-        if fg.sum() < k or (~fg).sum() < k:
-            return np.full(mask.shape, 0.5, np.float32)
-        sim = self._sim
-        top_fg = -np.partition(-sim[:, fg], k - 1, axis=1)[:, :k].mean(1)
-        top_bg = -np.partition(-sim[:, ~fg], k - 1, axis=1)[:, :k].mean(1)
-        p = 1.0 / (1.0 + np.exp(-(top_fg - top_bg) / cfg.feature_tau))
-        oh, ow = self.outer.work_shape
-        up = cv2.resize(p.reshape(gh, gw).astype(np.float32), (ow, oh), interpolation=cv2.INTER_LINEAR)
-        return up[self._rows, self._cols]
 
     def _to_full(self, mask: np.ndarray) -> np.ndarray:
         """Working-resolution mask -> ``(H, W) bool``, upsampled and snapped to image edges."""
