@@ -174,7 +174,7 @@ def test_keypoint_tool_without_keypoint_object_explains(ctx: PlainContext) -> No
 
 
 def test_smart_select_box_then_clicks_each_one_undo_step(ctx: PlainContext) -> None:
-    image, disk = disk_image()
+    _image, disk = disk_image()
     tool = tool_spec("smart").factory()
     assert isinstance(tool, SmartSelectTool)
     drag(tool, ctx, [(22, 12), (40, 30), (58, 48)])
@@ -219,7 +219,7 @@ def test_smart_select_keeps_other_objects_outside_the_box(ctx: PlainContext) -> 
 
 
 def test_smart_click_without_box_refines_the_existing_mask(ctx: PlainContext) -> None:
-    image, disk = disk_image()
+    _image, disk = disk_image()
     session = ctx.session
     spec = session.add_object("blob")
     ctx.set_active_object(spec.id)
