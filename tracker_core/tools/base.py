@@ -172,14 +172,14 @@ def default_object_name(session: Session) -> str:
 
 
 def mask_target(ctx: ToolContext) -> ObjectSpec | None:
-    """The mask object a mask tool edits: the active one; when the project has no mask object
-    yet, a new one (created and made active, so the user's first stroke is never dropped);
-    None (with a hint) when a keypoint object is active."""
+    """The mask object a mask tool edits: the active one; when nothing is active and the project
+    has no mask object, a new one (created and made active, so the user's first stroke is never
+    dropped); None with a hint when a keypoint object is active."""
     spec = ctx.active_object
     if spec is not None and spec.kind == "mask":
         return spec
     session = ctx.session
-    if not session.project.mask_object_ids():
+    if spec is None and not session.project.mask_object_ids():
         spec = session.add_object(default_object_name(session))
         ctx.set_active_object(spec.id)
         ctx.message(f"Created mask object “{spec.name}” (rename it in the Objects panel)")
