@@ -474,6 +474,19 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
+    def escape(self) -> bool:
+        """Esc: the active tool drops what it is doing (a polygon, a selection, a stroke or a
+        drag); False when there was nothing to drop."""
+        if self._ctx is None:
+            return False
+        if self.active_tool.key(self._ctx, "escape"):
+            self.render_overlay()
+            return True
+        if self.interacting:
+            self.cancel_interaction()
+            return True
+        return False
+
     def cancel_interaction(self) -> None:
         """Drop a stroke, polygon, box or point drag in progress (Esc, frame change)."""
         tool = self._tools.get(self._tool_name)

@@ -333,10 +333,11 @@ class MainWindow(QMainWindow):
         return worker
 
     def cancel(self) -> None:
-        """Esc: drop a half-drawn polygon/stroke first, else cancel the running job."""
-        if self.canvas.interacting:
-            self.canvas.cancel_interaction()
-        elif self.runner.busy:
+        """Esc: the canvas tool drops what it is doing first (polygon, selection, stroke),
+        else the running job is cancelled."""
+        if self.canvas.escape():
+            return
+        if self.runner.busy:
             self.runner.cancel()
             self._show_message("Cancelling… frames done so far are kept")
 
