@@ -57,6 +57,7 @@ class SelectionConfig:
     margin: float = 0.08  # crop margin around the box (fraction of the box side) ...
     min_margin: int = 6  # ... and at least this many pixels
     ring: float = 0.4  # background colour samples: a ring this wide (fraction) around the box
+    ring_samples: int = 3000  # at most about this many of them (evenly subsampled)
     components: int = 5  # Gaussians per colour model
     iterations: int = 4  # iterations from a box
     click_iterations: int = 2  # iterations after a click (warm-started from the last result)
@@ -447,7 +448,7 @@ class SmartSelector:
         self._coarse = _Level(zc, self._fine_to(inside, (ch, cw)), coarse_edges, 0)
         self._coarse.factor = cw / w
         ring = z_all[~in_crop]
-        self._ring = ring[:: max(1, len(ring) // 20000)]
+        self._ring = ring[:: max(1, len(ring) // cfg.ring_samples)]
         self._fg: Gmm | None = None
         self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
