@@ -1,6 +1,8 @@
 """``python -m app [VIDEO_OR_PROJECT]`` / ``trackpaint-gui``: start the Trackpaint window.
 
 Without an argument the bundled sample clip opens with its first-frame mask as a keyframe.
+Before Qt starts, the X11 platform plugin's system libraries are checked
+(:mod:`app.platform_check`): a missing one is named with its package and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.errors import install_excepthook, show_error
 from app.main_window import APP_NAME, ICON_PATH, MainWindow
+from app.platform_check import check_platform_libraries
 from tracker_core.encoder import Encoder, LabEncoder, load_encoder
 from tracker_core.errors import TrackpaintError
 from tracker_core.native_log import quiet_native_logging
@@ -48,14 +51,18 @@ def choose_encoder(model: str | None) -> tuple[Encoder, str | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = check_platform_libraries()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     quiet_native_logging()
     app = make_application([])
-    encoder, problem = choose_encoder(args.model)
+    encoder, model_problem = choose_encoder(args.model)
     window = MainWindow(encoder)
     install_excepthook(lambda: window)
     window.show()
-    if problem:
-        show_error(window, problem, "Cannot load model")
+    if model_problem:
+        show_error(window, model_problem, "Cannot load model")
     if args.path:
         window.open_path(Path(args.path))
     else:

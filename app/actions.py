@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QWidget
+
+from tracker_core.tools import TOOLS
 
 MENUS = ("File", "Edit", "Tools", "Navigate", "Propagate", "View", "Model", "Help")
 
@@ -28,6 +30,7 @@ class ActionSpec:
     checkable: bool = False
     group: str = ""
     separator_before: bool = False
+    icon: str = ""  # a drawing in app/icons.py (toolbar and menu)
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -40,8 +43,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("export", "&Export DAVIS / COCO…", "File", ("Ctrl+E",), separator_before=True),
     ActionSpec("quit", "&Quit", "File", ("Ctrl+Q",), separator_before=True),
     # Edit
-    ActionSpec("undo", "&Undo", "Edit", ("Ctrl+Z",)),
-    ActionSpec("redo", "&Redo", "Edit", ("Ctrl+Shift+Z", "Ctrl+Y")),
+    ActionSpec("undo", "&Undo", "Edit", ("Ctrl+Z",), icon="undo"),
+    ActionSpec("redo", "&Redo", "Edit", ("Ctrl+Shift+Z", "Ctrl+Y"), icon="redo"),
     ActionSpec(
         "fill_holes",
         "&Fill holes",
@@ -49,6 +52,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         ("H",),
         "Fill the background holes inside the active object on this frame",
         separator_before=True,
+        icon="fill_holes",
     ),
     ActionSpec(
         "make_keyframe",
@@ -62,10 +66,20 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("add_keypoint_object", "New &keypoint object…", "Edit", ("Ctrl+Shift+N",)),
     *(ActionSpec(f"object_{i}", f"Select object {i}", "Edit", (str(i),)) for i in range(1, 10)),
     # Tools
-    ActionSpec("tool_brush", "&Brush", "Tools", ("B",), checkable=True, group="tool"),
-    ActionSpec("tool_eraser", "&Eraser", "Tools", ("E",), checkable=True, group="tool"),
-    ActionSpec("tool_polygon", "&Polygon", "Tools", ("P",), checkable=True, group="tool"),
-    ActionSpec("tool_keypoints", "&Keypoints", "Tools", ("K",), checkable=True, group="tool"),
+    # one checkable action per registered tool (tracker_core.tools.TOOLS)
+    *(
+        ActionSpec(
+            f"tool_{t.name}",
+            t.label,
+            "Tools",
+            (t.shortcut,),
+            t.tip,
+            checkable=True,
+            group="tool",
+            icon=t.icon,
+        )
+        for t in TOOLS
+    ),
     ActionSpec("brush_smaller", "Brush smaller", "Tools", ("[",), separator_before=True),
     ActionSpec("brush_larger", "Brush larger", "Tools", ("]",)),
     # Navigate
@@ -83,6 +97,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         ("N",),
         "Jump to the next propagated frame whose confidence is below the threshold",
         separator_before=True,
+        icon="next_uncertain",
     ),
     ActionSpec("next_keyframe", "Next keyframe", "Navigate", ("Ctrl+Right",)),
     ActionSpec("prev_keyframe", "Previous keyframe", "Navigate", ("Ctrl+Left",)),
@@ -93,9 +108,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Propagate",
         ("F",),
         "Propagate from this frame to the next keyframe (or the end)",
+        icon="forward",
     ),
-    ActionSpec("propagate_backward", "Propagate &backward", "Propagate", ("Shift+F",)),
-    ActionSpec("propagate_both", "Propagate both &ways", "Propagate", ("Ctrl+F",)),
+    ActionSpec(
+        "propagate_backward", "Propagate &backward", "Propagate", ("Shift+F",), icon="backward"
+    ),
+    ActionSpec("propagate_both", "Propagate both &ways", "Propagate", ("Ctrl+F",), icon="both"),
     ActionSpec(
         "follow",
         "F&ollow the propagation",
@@ -103,12 +121,22 @@ ACTIONS: tuple[ActionSpec, ...] = (
         tip="Show each frame as it is propagated",
         checkable=True,
     ),
-    ActionSpec("cancel_job", "&Cancel", "Propagate", ("Esc",), separator_before=True),
+    ActionSpec(
+        "cancel_job", "&Cancel", "Propagate", ("Esc",), separator_before=True, icon="cancel"
+    ),
     # View
     ActionSpec("zoom_in", "Zoom &in", "View", ("Ctrl+=", "Ctrl++")),
     ActionSpec("zoom_out", "Zoom &out", "View", ("Ctrl+-",)),
     ActionSpec("zoom_fit", "&Fit to window", "View", ("Ctrl+0",)),
-    ActionSpec("outline", "&Outline mode", "View", ("O",), checkable=True, separator_before=True),
+    ActionSpec(
+        "outline",
+        "&Outline mode",
+        "View",
+        ("O",),
+        checkable=True,
+        separator_before=True,
+        icon="outline",
+    ),
     ActionSpec("opacity_up", "Overlay more opaque", "View", ("Ctrl+]",)),
     ActionSpec("opacity_down", "Overlay more transparent", "View", ("Ctrl+[",)),
     # Model
@@ -129,10 +157,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
 MOUSE_HELP: tuple[tuple[str, str], ...] = (
     ("Wheel", "Zoom around the cursor"),
     ("Middle-drag / Alt+drag", "Pan"),
-    ("Left-drag (brush)", "Paint the active object; right-drag erases"),
-    ("Click (polygon)", "Add a vertex; double-click, Enter or the first vertex fills; Esc cancels"),
-    ("Click (keypoints)", "Place the selected point; drag moves; right-click deletes"),
-    ("Shift+click (keypoints)", "Toggle visible / occluded"),
+    *((f"Mouse ({t.label.replace('&', '')})", t.mouse) for t in TOOLS),
     ("Click the timeline", "Jump to that frame"),
 )
 
@@ -163,11 +188,13 @@ def build_actions(
     parent: QWidget,
     handlers: Mapping[str, Callable[[], None]],
     wrap: Callable[[Callable[[], None]], Callable[[], None]] = lambda f: f,
+    icons: Callable[[str], QIcon] | None = None,
 ) -> dict[str, QAction]:
     """Create a QAction per table entry, connected to ``wrap(handlers[key])``.
 
     Raises KeyError when a handler is missing (every command in the table must do something).
-    The actions are added to ``parent`` so their shortcuts work window-wide.
+    The actions are added to ``parent`` so their shortcuts work window-wide; ``icons(name)``
+    supplies the icon of entries that name one.
     """
     missing = [spec.key for spec in ACTIONS if spec.key not in handlers]
     if missing:
@@ -185,6 +212,8 @@ def build_actions(
         action.setToolTip(tip)
         action.setStatusTip(tip)
         action.setCheckable(spec.checkable)
+        if spec.icon and icons is not None:
+            action.setIcon(icons(spec.icon))
         if spec.group:
             group = groups.setdefault(spec.group, QActionGroup(parent))
             group.setExclusive(True)

@@ -1,21 +1,20 @@
-"""The canvas: the current frame with its label overlay, and the painting tools.
+"""The canvas: the current frame with its label overlay, and the view of the active tool.
 
-Mouse input becomes Session commands (``begin_stroke``/``stroke_to``/``end_stroke``,
-``fill_polygon``, ``set_keypoint`` ...); the canvas itself keeps only view state (zoom, tool,
-brush size, overlay opacity/outline, the polygon being clicked, a point being dragged).
+Tools are Qt-free objects from the registry in :mod:`tracker_core.tools`: the canvas turns Qt
+mouse/key events into :class:`~tracker_core.tools.PointerEvent` in image coordinates, hands them
+to the active tool (which issues the Session commands), and draws what the tool's
+:class:`~tracker_core.tools.Overlay` describes (polyline with vertex handles, a box, click
+markers, the brush outline, a dragged keypoint). Slow tool work (smart select) runs on a worker
+through the window's :class:`~app.jobs.JobRunner`, so the canvas never freezes.
 
-Navigation: wheel zooms around the cursor; middle-drag or Alt+left-drag pans. Brush/eraser:
-left-drag paints (right-drag erases with the brush). Polygon: click vertices, double-click or
-click the first vertex to fill, right-click or Esc cancels. Keypoints: click places the selected
-point name of the active keypoint object (then selects the next unplaced one), drag moves a
-point, right-click deletes it, Shift+click toggles visible/occluded.
+The canvas keeps only view state: zoom, pan, brush radius, overlay opacity/outline.
+Navigation: wheel zooms around the cursor; middle-drag or Alt+left-drag pans.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsTextItem,
     QGraphicsView,
@@ -44,16 +44,35 @@ from PySide6.QtWidgets import (
 )
 
 from app.document import Document
+from app.jobs import Job, JobRunner
 from tracker_core.labels import ObjectSpec
-from tracker_core.session import ChangeEvent
+from tracker_core.session import ChangeEvent, Session
+from tracker_core.tools import TOOLS, Overlay, PointerEvent, Tool, tool_spec
+from tracker_core.tools.base import Button, Key
 from tracker_core.video import DamagedFrame
 
-Tool = Literal["brush", "eraser", "polygon", "keypoints"]
-TOOLS: tuple[Tool, ...] = ("brush", "eraser", "polygon", "keypoints")
 MIN_BRUSH, MAX_BRUSH = 1.0, 200.0
 POINT_PICK_PX = 9.0  # screen pixels within which a click grabs a keypoint / closes a polygon
 POINT_DRAW_PX = 5.0
 DAMAGED_BACKGROUND = QColor(52, 22, 34)
+HANDLE_PX = 4.0  # half-size of a polygon vertex handle, screen pixels
+_BUTTONS: dict[Qt.MouseButton, Button] = {
+    Qt.MouseButton.LeftButton: "left",
+    Qt.MouseButton.RightButton: "right",
+    Qt.MouseButton.MiddleButton: "middle",
+}
+_KEYS: dict[int, Key] = {
+    Qt.Key.Key_Escape: "escape",
+    Qt.Key.Key_Return: "enter",
+    Qt.Key.Key_Enter: "enter",
+    Qt.Key.Key_Backspace: "backspace",
+    Qt.Key.Key_Delete: "delete",
+}
+_CURSORS = {
+    "brush": Qt.CursorShape.BlankCursor,  # the brush outline is the cursor
+    "cross": Qt.CursorShape.CrossCursor,
+    "point": Qt.CursorShape.PointingHandCursor,
+}
 
 
 # --------------------------------------------------------------------------- pure rendering
@@ -104,17 +123,83 @@ def numpy_to_qimage(array: np.ndarray) -> QImage:
 # --------------------------------------------------------------------------- the view
 
 
+class _CanvasContext:
+    """The :class:`~tracker_core.tools.ToolContext` a tool sees: the canvas's document, brush
+    radius and messages, and the window's job runner for slow work."""
+
+    def __init__(self, canvas: Canvas, doc: Document) -> None:
+        self._canvas = canvas
+        self._doc = doc
+
+    @property
+    def session(self) -> Session:
+        return self._doc.session
+
+    @property
+    def frame(self) -> int:
+        return self._doc.frame
+
+    @property
+    def active_object(self) -> ObjectSpec | None:
+        return self._doc.active_object
+
+    def set_active_object(self, object_id: int) -> None:
+        self._doc.set_active_object(object_id)
+
+    @property
+    def active_point(self) -> int:
+        return self._doc.active_point
+
+    def set_active_point(self, index: int) -> None:
+        self._doc.set_active_point(index)
+
+    @property
+    def brush_radius(self) -> float:
+        return self._canvas.brush_radius
+
+    def frame_image(self) -> np.ndarray:
+        return self._doc.display.frame(self._doc.frame)
+
+    def message(self, text: str) -> None:
+        self._canvas.message.emit(text)
+
+    def overlay_changed(self) -> None:
+        self._canvas.render_overlay()
+
+    def submit(
+        self,
+        work: Callable[[], Any],
+        done: Callable[[Any], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        runner = self._canvas.runner
+        if runner is None:  # no window: run inline (a bare canvas in a test or script)
+            try:
+                result = work()
+            except Exception as exc:
+                failed(f"{type(exc).__name__}: {exc}")
+                return
+            done(result)
+            return
+        job = Job("Smart select", lambda _report, _cancelled: work())
+        job.succeeded.connect(done)
+        job.failed.connect(lambda message, _details: failed(message))
+        runner.start(job, exclusive=False)
+
+
 class Canvas(QGraphicsView):
-    """Frame + overlay + tools. ``message`` carries short hints for the status bar;
+    """Frame + overlay + the active tool. ``message`` carries short hints for the status bar;
     ``tool_changed``/``brush_changed`` keep toolbars in sync."""
 
     message = Signal(str)
     tool_changed = Signal(str)
     brush_changed = Signal(float)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, runner: JobRunner | None = None) -> None:
         super().__init__(parent)
+        self.runner = runner
         self._doc: Document | None = None
+        self._ctx: _CanvasContext | None = None
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -129,8 +214,10 @@ class Canvas(QGraphicsView):
         self._frame_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._overlay_item = QGraphicsPixmapItem()
         self._overlay_item.setZValue(1)
-        self._polygon_item = QGraphicsPathItem()
-        self._polygon_item.setZValue(3)
+        self._path_item = QGraphicsPathItem()
+        self._path_item.setZValue(3)
+        self._box_item = QGraphicsRectItem()
+        self._box_item.setZValue(3)
         self._cursor_item = QGraphicsEllipseItem()
         self._cursor_item.setZValue(4)
         self._cursor_item.setVisible(False)
@@ -143,36 +230,39 @@ class Canvas(QGraphicsView):
             self._frame_item,
             self._overlay_item,
             self._damage_item,
-            self._polygon_item,
+            self._path_item,
+            self._box_item,
             self._cursor_item,
         )
         for item in items:
             self._scene.addItem(item)
-        self.tool: Tool = "brush"
+        self._tools: dict[str, Tool] = {}
+        self._tool_name = TOOLS[0].name
+        self._overlay = Overlay()
         self.brush_radius = 12.0
         self._opacity = 0.5
         self._outline = False
         self._overlay_item.setOpacity(self._opacity)
         self._fit = True
         self._pan_from: QPointF | None = None
-        self._painting = False
-        self._polygon: list[tuple[float, float]] = []
-        self._hover: QPointF | None = None
-        self._drag_point: tuple[int, int, tuple[float, float]] | None = None  # (obj, idx, xy)
         self._keypoint_cache: dict[int, np.ndarray] = {}
+        self._update_cursor()
 
     # ---- document ---------------------------------------------------------------------------
 
     def set_document(self, doc: Document | None) -> None:
-        self._cancel_interaction()
+        self.cancel_interaction()
         self._doc = doc
+        self._ctx = _CanvasContext(self, doc) if doc is not None else None
+        self._tools = {}  # tool state belongs to one document
+        self.render_overlay()
         if doc is None:
             self._frame_item.setPixmap(QPixmap())
             self._overlay_item.setPixmap(QPixmap())
             return
         doc.frame_changed.connect(self._on_frame_changed)
         doc.changed.connect(self._on_changed)
-        doc.active_object_changed.connect(lambda _id: self.viewport().update())
+        doc.active_object_changed.connect(lambda _id: self.render_overlay())
         doc.active_point_changed.connect(lambda _i: self.viewport().update())
         self._scene.setSceneRect(QRectF(0, 0, doc.project.width, doc.project.height))
         self._fit = True
@@ -206,7 +296,7 @@ class Canvas(QGraphicsView):
     def _show_damage(self, damage: DamagedFrame) -> None:
         doc = self._doc
         assert doc is not None
-        self._cancel_interaction()
+        self.cancel_interaction()
         self._damage = damage
         w, h = doc.project.width, doc.project.height
         placeholder = QPixmap(w, h)
@@ -243,8 +333,9 @@ class Canvas(QGraphicsView):
         self.viewport().update()
 
     def _on_frame_changed(self, _index: int) -> None:
-        self._cancel_interaction()
+        self.cancel_interaction()
         self.refresh_frame()
+        self.render_overlay()
 
     def _on_changed(self, event: ChangeEvent) -> None:
         doc = self._doc
@@ -274,22 +365,37 @@ class Canvas(QGraphicsView):
         self._overlay_item.setOpacity(1.0 if self._outline else self._opacity)
         self.refresh_labels()
 
-    def set_tool(self, tool: Tool) -> None:
-        if tool not in TOOLS:
-            raise ValueError(f"unknown tool {tool!r}")
-        self._cancel_interaction()
-        self.tool = tool
-        self._update_cursor_item()
-        self.tool_changed.emit(tool)
+    # ---- tools ------------------------------------------------------------------------------
+
+    @property
+    def tool(self) -> str:
+        """Name of the active tool (a :data:`tracker_core.tools.TOOLS` entry)."""
+        return self._tool_name
+
+    @property
+    def active_tool(self) -> Tool:
+        """The active tool object (one per tool per document, keeping its state)."""
+        tool = self._tools.get(self._tool_name)
+        if tool is None:
+            tool = self._tools[self._tool_name] = tool_spec(self._tool_name).factory()
+        return tool
+
+    def set_tool(self, name: str) -> None:
+        spec = tool_spec(name)  # ValueError for an unknown name
+        self.cancel_interaction()
+        self._tool_name = name
+        self._update_cursor()
+        self.render_overlay()
+        self.tool_changed.emit(name)
         doc = self._doc
-        if doc is not None and doc.active_object is not None:
-            wants = "keypoints" if tool == "keypoints" else "mask"
-            if doc.active_object.kind != wants:
-                self.message.emit(f"Select a {wants} object in the Objects panel to use this tool")
+        active = doc.active_object if doc is not None else None
+        if active is not None and active.kind != spec.edits:
+            what = "keypoint" if spec.edits == "keypoints" else "mask"
+            self.message.emit(f"Select a {what} object in the Objects panel to use this tool")
 
     def set_brush_radius(self, radius: float) -> None:
         self.brush_radius = float(np.clip(radius, MIN_BRUSH, MAX_BRUSH))
-        self._update_cursor_item()
+        self.render_overlay()
         self.brush_changed.emit(self.brush_radius)
 
     def grow_brush(self, factor: float) -> None:
@@ -304,13 +410,13 @@ class Canvas(QGraphicsView):
         current = self.transform().m11()
         factor = float(np.clip(current * factor, 0.05, 40.0)) / current
         self.scale(factor, factor)
-        self._update_cursor_item()
+        self.render_overlay()
 
     def fit_to_window(self) -> None:
         self._fit = True
         if not self.sceneRect().isEmpty():
             self.fitInView(self.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
-        self._update_cursor_item()
+        self.render_overlay()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -332,7 +438,19 @@ class Canvas(QGraphicsView):
         scale = self.transform().m11()
         return 1.0 / scale if scale > 0 else 1.0
 
-    # ---- mouse ------------------------------------------------------------------------------
+    def _pointer(self, event: QMouseEvent, button: Button | None = None) -> PointerEvent:
+        x, y = self.image_point(event.position())
+        mods = event.modifiers()
+        return PointerEvent(
+            x,
+            y,
+            button if button is not None else _BUTTONS.get(event.button(), "none"),
+            shift=bool(mods & Qt.KeyboardModifier.ShiftModifier),
+            ctrl=bool(mods & Qt.KeyboardModifier.ControlModifier),
+            pick=POINT_PICK_PX * self._pixels_per_screen_px(),
+        )
+
+    # ---- mouse and keys ---------------------------------------------------------------------
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0
@@ -346,23 +464,16 @@ class Canvas(QGraphicsView):
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and alt):
             self._pan_from = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            self._cursor_item.setVisible(False)
             event.accept()
-            return
-        if self._doc is None:
             return
         if self._damage is not None:
             self.message.emit(f"Frame {self._damage.index} is damaged: nothing to paint on")
             event.accept()
             return
-        x, y = self.image_point(event.position())
-        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        if self.tool in ("brush", "eraser"):
-            erase = self.tool == "eraser" or button == Qt.MouseButton.RightButton
-            self._press_brush(x, y, erase=erase)
-        elif self.tool == "polygon":
-            self._press_polygon(x, y, button)
-        elif self.tool == "keypoints":
-            self._press_keypoint(x, y, button, shift)
+        if self._ctx is not None:
+            self.active_tool.press(self._ctx, self._pointer(event))
+            self.render_overlay()
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
@@ -375,19 +486,9 @@ class Canvas(QGraphicsView):
             v.setValue(v.value() - round(delta.y()))
             event.accept()
             return
-        self._hover = pos
-        self._update_cursor_item()
-        if self._doc is None:
-            return
-        x, y = self.image_point(pos)
-        if self._painting:
-            self._doc.session.stroke_to(x, y)
-        elif self._drag_point is not None:
-            oid, idx, _ = self._drag_point
-            self._drag_point = (oid, idx, (x, y))
-            self.viewport().update()
-        elif self._polygon:
-            self._update_polygon_item((x, y))
+        if self._ctx is not None:
+            self.active_tool.move(self._ctx, self._pointer(event, "none"))
+            self.render_overlay()
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -396,235 +497,167 @@ class Canvas(QGraphicsView):
             Qt.MouseButton.LeftButton,
         ):
             self._pan_from = None
-            self.viewport().unsetCursor()
-            self._update_cursor_item()
+            self._update_cursor()
             event.accept()
             return
-        if self._doc is None:
-            return
-        if self._painting:
-            self._painting = False
-            self._doc.session.end_stroke()
-        elif self._drag_point is not None:
-            oid, idx, (x, y) = self._drag_point
-            self._drag_point = None
-            pts = self._keypoint_cache.get(oid)
-            visible = pts is None or bool(pts[idx, 2] > 0)
-            x, y = self._clamp(x, y)
-            self._doc.session.set_keypoint(self._doc.frame, oid, idx, x, y, visible)
+        if self._ctx is not None:
+            self.active_tool.release(self._ctx, self._pointer(event))
+            self.render_overlay()
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        if self.tool == "polygon" and event.button() == Qt.MouseButton.LeftButton:
-            self._close_polygon()
-            event.accept()
-            return
-        self.mousePressEvent(event)
+        if self._ctx is not None and self._pan_from is None:
+            self.active_tool.double_click(self._ctx, self._pointer(event))
+            self.render_overlay()
+        event.accept()
 
     def leaveEvent(self, event) -> None:
-        self._hover = None
-        self._update_cursor_item()
+        leave = getattr(self._tools.get(self._tool_name), "leave", None)
+        if leave is not None:
+            leave()
+        self.render_overlay()
         super().leaveEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape and (self._polygon or self._painting):
-            self._cancel_interaction()
-            event.accept()
-            return
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._polygon:
-            self._close_polygon()
+        key = _KEYS.get(event.key())
+        if key is not None and self._ctx is not None and self.active_tool.key(self._ctx, key):
+            self.render_overlay()
             event.accept()
             return
         super().keyPressEvent(event)
 
-    # ---- tools ------------------------------------------------------------------------------
-
-    def _active(self, kind: str) -> ObjectSpec | None:
-        doc = self._doc
-        spec = doc.active_object if doc is not None else None
-        if spec is None:
-            self.message.emit("Add an object first (Objects panel or Ctrl+N)")
-            return None
-        if spec.kind != kind:
-            if kind == "mask":
-                self.message.emit(f"{spec.name} is a keypoint object: use the keypoint tool (K)")
-            else:
-                self.message.emit(f"{spec.name} is a mask object: select a keypoint object")
-            return None
-        return spec
-
-    def _press_brush(self, x: float, y: float, erase: bool) -> None:
-        spec = self._active("mask")
-        if spec is None or self._doc is None or self._painting:
-            return
-        session = self._doc.session
-        session.begin_stroke(self._doc.frame, spec.id, self.brush_radius, erase=erase)
-        self._painting = True
-        session.stroke_to(x, y)
-
-    def _press_polygon(self, x: float, y: float, button: Qt.MouseButton) -> None:
-        if button == Qt.MouseButton.RightButton:
-            self._cancel_interaction()
-            return
-        if button != Qt.MouseButton.LeftButton or self._active("mask") is None:
-            return
-        if len(self._polygon) >= 3:
-            fx, fy = self._polygon[0]
-            pick = POINT_PICK_PX * self._pixels_per_screen_px()
-            if math.hypot(x - fx, y - fy) <= pick:
-                self._close_polygon()
-                return
-        self._polygon.append(self._clamp(x, y))
-        self._update_polygon_item((x, y))
-
-    def _close_polygon(self) -> None:
-        points, self._polygon = self._polygon, []
-        self._polygon_item.setPath(QPainterPath())
-        doc = self._doc
-        spec = self._active("mask")
-        if doc is None or spec is None:
-            return
-        if len(points) < 3:
-            self.message.emit("A polygon needs at least 3 points")
-            return
-        doc.session.fill_polygon(doc.frame, spec.id, points)
-
-    def close_polygon(self) -> None:
-        """Fill the polygon clicked so far (double-click / Enter)."""
-        self._close_polygon()
-
-    def _update_polygon_item(self, hover: tuple[float, float] | None) -> None:
-        path = QPainterPath()
-        pts = [*self._polygon, *([hover] if hover is not None else [])]
-        if pts:
-            path.moveTo(pts[0][0] + 0.5, pts[0][1] + 0.5)
-            for x, y in pts[1:]:
-                path.lineTo(x + 0.5, y + 0.5)
-        pen = QPen(self._active_color(), 0)
-        pen.setCosmetic(True)
-        pen.setWidthF(2.0)
-        self._polygon_item.setPen(pen)
-        self._polygon_item.setPath(path)
-
-    def _press_keypoint(self, x: float, y: float, button: Qt.MouseButton, shift: bool) -> None:
-        doc = self._doc
-        spec = self._active("keypoints")
-        if doc is None or spec is None:
-            return
-        hit = self._hit_keypoint(spec.id, x, y)
-        session = doc.session
-        if button == Qt.MouseButton.RightButton:
-            if hit is not None:
-                session.delete_keypoint(doc.frame, spec.id, hit)
-            return
-        if button != Qt.MouseButton.LeftButton:
-            return
-        if hit is not None and shift:
-            visible = bool(self._keypoint_cache[spec.id][hit, 2] > 0)
-            session.set_keypoint_visibility(doc.frame, spec.id, hit, not visible)
-            return
-        if hit is not None:
-            doc.set_active_point(hit)
-            px, py = self._keypoint_cache[spec.id][hit, :2]
-            self._drag_point = (spec.id, hit, (float(px), float(py)))
-            return
-        index = doc.active_point
-        x, y = self._clamp(x, y)
-        session.set_keypoint(doc.frame, spec.id, index, x, y, True)
-        doc.set_active_point(self._next_unplaced(spec, index))
-
-    def _next_unplaced(self, spec: ObjectSpec, after: int) -> int:
-        pts = self._keypoint_cache.get(spec.id)
-        n = len(spec.keypoint_names)
-        if pts is None:
-            return (after + 1) % n
-        for k in range(1, n + 1):
-            j = (after + k) % n
-            if not np.isfinite(pts[j, 0]):
-                return j
-        return (after + 1) % n
-
-    def _hit_keypoint(self, object_id: int, x: float, y: float) -> int | None:
-        pts = self._keypoint_cache.get(object_id)
-        if pts is None:
-            return None
-        d = np.hypot(pts[:, 0] - x, pts[:, 1] - y)
-        d = np.where(np.isfinite(d), d, np.inf)
-        best = int(np.argmin(d))
-        return best if d[best] <= POINT_PICK_PX * self._pixels_per_screen_px() else None
-
-    def _clamp(self, x: float, y: float) -> tuple[float, float]:
-        doc = self._doc
-        if doc is None:
-            return x, y
-        return (
-            float(np.clip(x, 0, doc.project.width - 1)),
-            float(np.clip(y, 0, doc.project.height - 1)),
-        )
+    def escape(self) -> bool:
+        """Esc: the active tool drops what it is doing (a polygon, a selection, a stroke or a
+        drag); False when there was nothing to drop."""
+        if self._ctx is None:
+            return False
+        if self.active_tool.key(self._ctx, "escape"):
+            self.render_overlay()
+            return True
+        if self.interacting:
+            self.cancel_interaction()
+            return True
+        return False
 
     def cancel_interaction(self) -> None:
-        """Drop a stroke, polygon or point drag in progress (Esc)."""
-        self._cancel_interaction()
+        """Drop a stroke, polygon, box or point drag in progress (Esc, frame change)."""
+        tool = self._tools.get(self._tool_name)
+        if tool is not None and self._ctx is not None:
+            tool.cancel(self._ctx)
+        self.render_overlay()
 
-    def _cancel_interaction(self) -> None:
-        if self._painting and self._doc is not None:
-            self._doc.session.cancel_stroke()
-        self._painting = False
-        self._polygon = []
-        self._polygon_item.setPath(QPainterPath())
-        self._drag_point = None
+    @property
+    def interacting(self) -> bool:
+        """A stroke, polygon, box or point drag is in progress (the frame should not change)."""
+        tool = self._tools.get(self._tool_name)
+        return tool is not None and tool.interacting
+
+    # ---- overlay ----------------------------------------------------------------------------
+
+    def render_overlay(self) -> None:
+        """Show the active tool's :class:`~tracker_core.tools.Overlay`."""
+        tool = self._tools.get(self._tool_name)
+        over = tool.overlay(self._ctx) if tool is not None and self._ctx is not None else Overlay()
+        self._overlay = over
+        color = self._active_color()
+        path = QPainterPath()
+        if over.path:
+            path.moveTo(over.path[0][0] + 0.5, over.path[0][1] + 0.5)
+            for x, y in over.path[1:]:
+                path.lineTo(x + 0.5, y + 0.5)
+            if over.closed:
+                path.closeSubpath()
+        self._path_item.setPen(_cosmetic_pen(color, 2.0))
+        self._path_item.setPath(path)
+        if over.box is not None:
+            x0, y0, x1, y1 = over.box
+            self._box_item.setRect(QRectF(x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+            pen = _cosmetic_pen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DashLine)
+            self._box_item.setPen(pen)
+            self._box_item.setVisible(True)
+        else:
+            self._box_item.setVisible(False)
+        self._update_brush_outline(over, color)
+        self._update_cursor()
+        self.viewport().update()
+
+    def _update_brush_outline(self, over: Overlay, color: QColor) -> None:
+        if over.brush is None or self._pan_from is not None:
+            self._cursor_item.setVisible(False)
+            return
+        x, y, r, erase = over.brush
+        self._cursor_item.setRect(QRectF(x + 0.5 - r, y + 0.5 - r, 2 * r, 2 * r))
+        edge = QColor(255, 90, 90) if erase else QColor(255, 255, 255)
+        style = Qt.PenStyle.DashLine if erase else Qt.PenStyle.SolidLine
+        self._cursor_item.setPen(_cosmetic_pen(edge, 1.5, style))
+        fill = QColor(0, 0, 0) if erase else QColor(color)
+        fill.setAlpha(50)
+        self._cursor_item.setBrush(QBrush(fill))
+        self._cursor_item.setVisible(True)
+
+    def _update_cursor(self) -> None:
+        if self._pan_from is not None:
+            return
+        if self._overlay.busy:
+            self.viewport().setCursor(Qt.CursorShape.BusyCursor)
+            return
+        cursor = _CURSORS[tool_spec(self._tool_name).cursor]
+        if cursor == Qt.CursorShape.BlankCursor and not self._cursor_item.isVisible():
+            cursor = Qt.CursorShape.CrossCursor  # no outline yet (pointer not seen)
+        self.viewport().setCursor(cursor)
 
     def _active_color(self) -> QColor:
         doc = self._doc
         spec = doc.active_object if doc is not None else None
         return QColor(*spec.color) if spec is not None else QColor(255, 255, 255)
 
-    def _update_cursor_item(self) -> None:
-        show = (
-            self.tool in ("brush", "eraser") and self._hover is not None and self._pan_from is None
-        )
-        self._cursor_item.setVisible(show)
-        if not show or self._hover is None:
-            if self.tool in ("brush", "eraser"):
-                self.viewport().setCursor(Qt.CursorShape.CrossCursor)
-            return
-        self.viewport().setCursor(Qt.CursorShape.BlankCursor)
-        x, y = self.image_point(self._hover)
-        r = self.brush_radius
-        self._cursor_item.setRect(QRectF(x + 0.5 - r, y + 0.5 - r, 2 * r, 2 * r))
-        color = QColor(255, 255, 255) if self.tool == "brush" else QColor(255, 90, 90)
-        pen = QPen(color, 1.5)
-        pen.setCosmetic(True)
-        if self.tool == "eraser":
-            pen.setStyle(Qt.PenStyle.DashLine)
-        self._cursor_item.setPen(pen)
-        fill = self._active_color() if self.tool == "brush" else QColor(0, 0, 0)
-        fill.setAlpha(50)
-        self._cursor_item.setBrush(QBrush(fill))
+    @property
+    def overlay(self) -> Overlay:
+        """The overlay last drawn (for tests)."""
+        return self._overlay
 
-    # ---- keypoints drawing ------------------------------------------------------------------
+    # ---- drawing in screen units ------------------------------------------------------------
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawForeground(painter, rect)
         doc = self._doc
-        if doc is None or not self._keypoint_cache:
+        if doc is None:
+            return
+        unit = self._pixels_per_screen_px()
+        self._draw_handles(painter, self._overlay, unit)
+        if not self._keypoint_cache:
             return
         hidden = doc.session.hidden_objects
-        unit = self._pixels_per_screen_px()
         font = QFont(painter.font())
         font.setPointSizeF(max(1.0, 9.0 * unit))
         painter.setFont(font)
         active = doc.active_object
+        moved = self._overlay.moved_point
         for spec in doc.project.objects:
             pts = self._keypoint_cache.get(spec.id)
             if spec.kind != "keypoints" or spec.id in hidden or pts is None:
                 continue
             pts = pts.copy()
-            if self._drag_point is not None and self._drag_point[0] == spec.id:
-                _, idx, (dx, dy) = self._drag_point
-                pts[idx, :2] = (dx, dy)
+            if moved is not None and moved[0] == spec.id:
+                pts[moved[1], :2] = moved[2:]
             selected = doc.active_point if active is not None and active.id == spec.id else -1
             self._draw_points(painter, spec, pts, unit, selected)
+
+    def _draw_handles(self, painter: QPainter, over: Overlay, unit: float) -> None:
+        """Polygon vertex handles (squares, the first one larger: clicking it closes) and the
+        smart-selection clicks (green = add, red = remove)."""
+        color = self._active_color()
+        for i, (x, y) in enumerate(over.handles):
+            half = HANDLE_PX * unit * (1.5 if i == 0 and len(over.handles) >= 3 else 1.0)
+            painter.setPen(QPen(QColor(0, 0, 0), 1.0 * unit))
+            painter.setBrush(QBrush(QColor(255, 255, 255) if i else color))
+            painter.drawRect(QRectF(x + 0.5 - half, y + 0.5 - half, 2 * half, 2 * half))
+        r = POINT_DRAW_PX * unit
+        for x, y, positive in over.clicks:
+            fill = QColor(60, 220, 90) if positive else QColor(240, 70, 70)
+            painter.setPen(QPen(QColor(255, 255, 255), 1.5 * unit))
+            painter.setBrush(QBrush(fill))
+            painter.drawEllipse(QPointF(x + 0.5, y + 0.5), r, r)
 
     def _draw_points(
         self, painter: QPainter, spec: ObjectSpec, pts: np.ndarray, unit: float, selected: int
@@ -656,12 +689,23 @@ class Canvas(QGraphicsView):
             painter.setPen(QPen(QColor(255, 255, 255)))
             painter.drawText(label_pos, spec.keypoint_names[i])
 
-    @property
-    def interacting(self) -> bool:
-        """A stroke, polygon or point drag is in progress (the frame should not change)."""
-        return self._painting or bool(self._polygon) or self._drag_point is not None
-
     # ---- test/automation helpers ------------------------------------------------------------
 
     def polygon_points(self) -> Sequence[tuple[float, float]]:
-        return tuple(self._polygon)
+        """Vertices of the polygon being clicked (empty unless the polygon tool is active)."""
+        return tuple(getattr(self._tools.get("polygon"), "points", ()))
+
+    def close_polygon(self) -> None:
+        """Fill the polygon clicked so far (double-click / Enter)."""
+        tool = self._tools.get("polygon")
+        if tool is not None and self._ctx is not None:
+            tool.close(self._ctx)  # type: ignore[attr-defined]
+        self.render_overlay()
+
+
+def _cosmetic_pen(color: QColor, width: float, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
+    pen = QPen(color, 0)
+    pen.setCosmetic(True)
+    pen.setWidthF(width)
+    pen.setStyle(style)
+    return pen

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -24,11 +24,12 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-from app.actions import ACTIONS, MENUS, build_actions
-from app.canvas import Canvas, Tool
+from app.actions import ACTIONS, MENUS, build_actions, shortcut_text
+from app.canvas import Canvas
 from app.dialogs import ExportDialog, ShortcutsDialog
 from app.document import SAMPLE_CLIP, Document, OpenCancelledError, Recovery, open_document
 from app.errors import guarded, show_error
+from app.icons import icon
 from app.jobs import AdaptProgress, Job, JobRunner, adapt_work, propagation_work
 from app.navigation import Navigator
 from app.objects_panel import ObjectsPanel
@@ -40,6 +41,7 @@ from tracker_core.errors import TrackpaintError
 from tracker_core.project import PROJECT_SUFFIX, FrameState
 from tracker_core.recovery import Autosave, RecoveryStore
 from tracker_core.session import ChangeEvent, Direction, PropagationProgress
+from tracker_core.tools import TOOLS, tool_spec
 from tracker_core.train.adapt import AdaptConfig
 from tracker_core.video import IMAGE_EXTENSIONS
 
@@ -110,17 +112,17 @@ class MainWindow(QMainWindow):
         self.recent = RecentFiles(self.settings, self, MAX_RECENT)
         self.recent.chosen.connect(self._guard(self.open_path))
         self.navigator = Navigator(lambda: self.doc, self._stop_following, self)
-        self.canvas = Canvas()
+        self.canvas = Canvas(runner=self.runner)
         self.setCentralWidget(self.canvas)
         self.objects_panel = ObjectsPanel()
         self.timeline = Timeline()
         self._add_docks()
         self.status = StatusPanel(self.statusBar())
         self.status.set_model(self.encoder.name)
-        self.commands = build_actions(self, self._handlers(), wrap=self._guard)
+        self.commands = build_actions(self, self._handlers(), wrap=self._guard, icons=icon)
         self._build_menus()
         self._build_toolbar()
-        self.commands["tool_brush"].setChecked(True)
+        self.commands[f"tool_{self.canvas.tool}"].setChecked(True)
         self.commands["follow"].setChecked(True)
 
         self.autosave_timer = QTimer(self)
@@ -164,17 +166,22 @@ class MainWindow(QMainWindow):
                 menu.addMenu(self.recent.menu)
 
     def _build_toolbar(self) -> None:
+        """Icon-only buttons with fixed-size widgets, so nothing moves when labels change (the
+        Undo/Redo step names show in their tooltips)."""
         bar = QToolBar("Tools", self)
         bar.setObjectName("toolbar_tools")
         bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        bar.setIconSize(QSize(22, 22))
         self.addToolBar(bar)
-        for key in ("tool_brush", "tool_eraser", "tool_polygon", "tool_keypoints"):
-            bar.addAction(self.commands[key])
+        for spec in TOOLS:
+            bar.addAction(self.commands[f"tool_{spec.name}"])
         self.brush_spin = QSpinBox()
         self.brush_spin.setRange(1, 200)
         self.brush_spin.setValue(round(self.canvas.brush_radius))
         self.brush_spin.setPrefix("radius ")
         self.brush_spin.setToolTip("Brush radius in pixels ([ and ])")
+        self.brush_spin.setFixedWidth(self.brush_spin.sizeHint().width())
         self.brush_spin.valueChanged.connect(lambda v: self.canvas.set_brush_radius(float(v)))
         bar.addWidget(self.brush_spin)
         bar.addAction(self.commands["fill_holes"])
@@ -182,8 +189,8 @@ class MainWindow(QMainWindow):
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(round(self.canvas.opacity * 100))
-        self.opacity_slider.setMaximumWidth(110)
-        self.opacity_slider.setToolTip("Overlay opacity")
+        self.opacity_slider.setFixedWidth(110)
+        self.opacity_slider.setToolTip("Overlay opacity (Ctrl+[ and Ctrl+])")
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
         bar.addWidget(self.opacity_slider)
         bar.addAction(self.commands["outline"])
@@ -194,6 +201,7 @@ class MainWindow(QMainWindow):
         bar.addAction(self.commands["next_uncertain"])
         bar.addAction(self.commands["undo"])
         bar.addAction(self.commands["redo"])
+        self.toolbar = bar
 
     # ---- action handlers ---------------------------------------------------------------------
 
@@ -217,10 +225,6 @@ class MainWindow(QMainWindow):
             "clear_frame": lambda: self._frame_call(lambda s, f: s.clear_frame(f)),
             "add_object": self.objects_panel.ask_add_mask,
             "add_keypoint_object": self.objects_panel.ask_add_keypoints,
-            "tool_brush": lambda: self.set_tool("brush"),
-            "tool_eraser": lambda: self.set_tool("eraser"),
-            "tool_polygon": lambda: self.set_tool("polygon"),
-            "tool_keypoints": lambda: self.set_tool("keypoints"),
             "brush_smaller": lambda: canvas.grow_brush(1 / 1.25),
             "brush_larger": lambda: canvas.grow_brush(1.25),
             "prev_frame": lambda: nav.step(-1),
@@ -252,7 +256,12 @@ class MainWindow(QMainWindow):
         }
         for i in range(1, 10):
             handlers[f"object_{i}"] = self._object_selector(i)
+        for spec in TOOLS:
+            handlers[f"tool_{spec.name}"] = self._tool_selector(spec.name)
         return handlers
+
+    def _tool_selector(self, name: str) -> Callable[[], None]:
+        return lambda: self.set_tool(name)
 
     def _object_selector(self, position: int) -> Callable[[], None]:
         def select() -> None:
@@ -276,9 +285,11 @@ class MainWindow(QMainWindow):
         if doc is not None and not doc.session.redo():
             self._show_message("Nothing to redo")
 
-    def set_tool(self, tool: Tool) -> None:
-        self.canvas.set_tool(tool)
-        self.commands[f"tool_{tool}"].setChecked(True)
+    def set_tool(self, name: str) -> None:
+        """Make the registered tool ``name`` active (canvas, menu and toolbar agree)."""
+        self._show_message(tool_spec(name).hint)  # a refusal from the canvas replaces it
+        self.canvas.set_tool(name)
+        self.commands[f"tool_{name}"].setChecked(True)
 
     def fill_holes(self) -> None:
         doc = self.doc
@@ -327,10 +338,11 @@ class MainWindow(QMainWindow):
         return worker
 
     def cancel(self) -> None:
-        """Esc: drop a half-drawn polygon/stroke first, else cancel the running job."""
-        if self.canvas.interacting:
-            self.canvas.cancel_interaction()
-        elif self.runner.busy:
+        """Esc: the canvas tool drops what it is doing first (polygon, selection, stroke),
+        else the running job is cancelled."""
+        if self.canvas.escape():
+            return
+        if self.runner.busy:
             self.runner.cancel()
             self._show_message("Cancelling… frames done so far are kept")
 
@@ -665,6 +677,9 @@ class MainWindow(QMainWindow):
         redo.setEnabled(bool(session and session.can_redo))
         undo.setText(f"&Undo {session.undo_label}" if session and session.undo_label else "&Undo")
         redo.setText(f"&Redo {session.redo_label}" if session and session.redo_label else "&Redo")
+        for key, action in (("undo", undo), ("redo", redo)):
+            spec = next(a for a in ACTIONS if a.key == key)
+            action.setToolTip(f"{action.text().replace('&', '')} ({shortcut_text(spec)})")
         for key in ("propagate_forward", "propagate_backward", "propagate_both"):
             self.commands[key].setEnabled(has_doc and not busy)
         self.commands["cancel_job"].setEnabled(True)

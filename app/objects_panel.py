@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QColorDialog,
     QGridLayout,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from app.document import Document
 from tracker_core.labels import ObjectSpec
 from tracker_core.session import ChangeEvent
+from tracker_core.tools.base import default_object_name
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 
@@ -34,6 +35,31 @@ def color_icon(color: tuple[int, int, int], size: int = 14) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(*color))
     return QIcon(pixmap)
+
+
+TITLE_ROOM = 160  # px a window manager's title bar spends on icon and buttons
+
+
+def text_dialog(parent: QWidget | None, title: str, label: str, text: str) -> QInputDialog:
+    """A one-line text dialog wide enough that neither its title nor its label is cut off
+    (window managers elide a title wider than the dialog, e.g. "New k… object")."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setLabelText(label)
+    dialog.setTextValue(text)
+    metrics = dialog.fontMetrics()
+    title_font = QFont(dialog.font())
+    title_font.setBold(True)
+    title_width = QFontMetrics(title_font).horizontalAdvance(title) + TITLE_ROOM
+    dialog.setMinimumWidth(max(360, title_width, metrics.horizontalAdvance(label) + 40))
+    return dialog
+
+
+def ask_text(parent: QWidget | None, title: str, label: str, text: str) -> tuple[str, bool]:
+    """Run :func:`text_dialog`; ``(text, accepted)`` like ``QInputDialog.getText``."""
+    dialog = text_dialog(parent, title, label, text)
+    accepted = dialog.exec() == QInputDialog.DialogCode.Accepted
+    return dialog.textValue(), accepted
 
 
 def parse_point_names(text: str) -> tuple[str, ...]:
@@ -222,22 +248,22 @@ class ObjectsPanel(QWidget):
     def ask_add_mask(self) -> None:
         if self._doc is None:
             return
-        default = f"object {len(self._doc.project.objects) + 1}"
-        name, ok = QInputDialog.getText(self, "New mask object", "Name:", text=default)
+        default = default_object_name(self._doc.session)
+        name, ok = ask_text(self, "New mask object", "Name:", default)
         if ok:
             self.add_mask_object(name)
 
     def ask_add_keypoints(self) -> None:
         if self._doc is None:
             return
-        name, ok = QInputDialog.getText(self, "New keypoint object", "Name:", text="animal")
+        name, ok = ask_text(self, "New keypoint object", "Name:", "animal")
         if not ok or not name.strip():
             return
-        names, ok = QInputDialog.getText(
+        names, ok = ask_text(
             self,
             "New keypoint object",
             "Point names, comma-separated (consecutive points are linked):",
-            text="nose, neck, tail",
+            "nose, neck, tail",
         )
         if ok:
             self.add_keypoint_object(name, parse_point_names(names))
@@ -247,7 +273,7 @@ class ObjectsPanel(QWidget):
         spec = doc.active_object if doc is not None else None
         if spec is None:
             return
-        name, ok = QInputDialog.getText(self, "Rename object", "Name:", text=spec.name)
+        name, ok = ask_text(self, f"Rename {spec.name}", "Name:", spec.name)
         if ok:
             self.rename_active(name)
 

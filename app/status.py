@@ -5,10 +5,49 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette, QResizeEvent
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from app.timeline import STATE_NAMES
 from tracker_core.project import FrameState
+
+
+class HintLabel(QLabel):
+    """The workflow hint: drawn in the palette's tooltip colours (readable on light and dark
+    themes), elided with "…" when the bar is too narrow, the whole text in its tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setAutoFillBackground(True)
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, palette.color(QPalette.ColorRole.ToolTipBase))
+        palette.setColor(
+            QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.ToolTipText)
+        )
+        self.setPalette(palette)
+        self.setContentsMargins(6, 1, 6, 1)
+
+    @property
+    def full_text(self) -> str:
+        return self._full
+
+    def set_hint(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        margins = self.contentsMargins()
+        room = max(0, self.width() - margins.left() - margins.right())
+        text = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
+        super().setText(text)
 
 
 class StatusPanel:
@@ -16,8 +55,7 @@ class StatusPanel:
 
     def __init__(self, bar: QStatusBar) -> None:
         self.bar = bar
-        self.hint = QLabel("")
-        self.hint.setStyleSheet("color: #f0d060;")
+        self.hint = HintLabel()
         self.frame = QLabel("no video")
         self.speed = QLabel("– ms/frame")
         self.model = QLabel("model: –")
@@ -39,7 +77,7 @@ class StatusPanel:
         self.set_busy(False)
 
     def set_hint(self, text: str) -> None:
-        self.hint.setText(text)
+        self.hint.set_hint(text)
 
     def set_frame(self, index: int, count: int, state: FrameState, confidence: float) -> None:
         conf = "" if math.isnan(confidence) else f", conf {confidence:.2f}"

@@ -494,11 +494,12 @@ class Session:
             lambda lab: replace(lab, mask=fill_object_holes(lab.mask, object_id)),
         )
 
-    def set_mask(self, frame: int, mask: np.ndarray) -> bool:
-        """Replace the whole mask of ``frame`` (MaskError for wrong size/dtype/unknown ids)."""
+    def set_mask(self, frame: int, mask: np.ndarray, label: str = "Set mask") -> bool:
+        """Replace the whole mask of ``frame`` (MaskError for wrong size/dtype/unknown ids);
+        ``label`` names the undo step (tools: "Smart select", "Fill hole")."""
         if not self._project.mask_object_ids():
             raise MaskError("the project has no mask objects; add one before setting a mask")
-        return self._edit_frame(frame, "Set mask", lambda lab: replace(lab, mask=mask))
+        return self._edit_frame(frame, label, lambda lab: replace(lab, mask=mask))
 
     def set_keypoint(
         self,

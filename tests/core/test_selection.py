@@ -1,0 +1,119 @@
+"""Smart selection core: colour models, graph cut, the box -> mask selector and its clicks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.tools.conftest import disk_image
+from tracker_core.selection import (
+    Click,
+    SelectionConfig,
+    SmartSelector,
+    box_region,
+    clip_box,
+    crop_window,
+    edge_weights,
+    fit_gmm,
+    gmm_loglik,
+    graph_cut,
+)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_gmm_fits_two_clusters_and_scores_them_higher_than_elsewhere() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (300, 3)), rng.normal(10, 1, (300, 3))]).astype(np.float32)
+    gmm = fit_gmm(x, 2)
+    assert sorted(np.round(gmm.means[:, 0]).tolist()) == [0.0, 10.0]
+    assert np.isclose(gmm.weights.sum(), 1.0)
+    ll = gmm_loglik(gmm, np.array([[0, 0, 0], [10, 10, 10], [5, 5, 5]], np.float32))
+    assert ll[0] > ll[2] and ll[1] > ll[2]
+    weighted = fit_gmm(x, 1, sample_weights=np.r_[np.ones(300), np.full(300, 9.0)])
+    assert weighted.means[0, 0] == pytest.approx(9.0, abs=0.3)
+
+
+def test_edge_weights_are_low_across_a_colour_edge_and_zero_off_the_grid() -> None:
+    z = np.zeros((4, 6, 3), np.float32)
+    z[:, 3:] = 50
+    e = edge_weights(z, 10.0)
+    assert e.shape == (4, 4, 6)
+    assert e[0, 0, 2] < 0.1 * e[0, 0, 0] and e[0, 0, 0] == pytest.approx(10.0)
+    assert e[0, :, -1].max() == 0 and e[1, -1].max() == 0  # no right / down neighbour
+    assert e[2, 0, 0] == pytest.approx(10.0 / np.sqrt(2))
+
+
+def test_graph_cut_follows_unaries_edges_and_hard_seeds() -> None:
+    z = np.zeros((6, 8, 1), np.float32)
+    z[:, 4:] = 10
+    e = edge_weights(z, 5.0)
+    fg, bg = np.zeros((6, 8)), np.zeros((6, 8))
+    bg[:, :2] = 5  # the left is expensive as background, the right as foreground
+    fg[:, 6:] = 5
+    none = np.zeros((6, 8), bool)
+    cut = graph_cut(fg, bg, e, none, none)
+    assert cut[:, :4].all() and not cut[:, 4:].any()  # snaps to the colour edge
+    hard = none.copy()
+    hard[0, 7] = True
+    assert graph_cut(fg, bg, e, hard, none)[0, 7]
+    assert not graph_cut(fg, bg, e, none, ~none).any()  # hard background wins
+
+
+def test_crop_window_rescales_small_and_large_boxes_to_the_working_size() -> None:
+    cfg = SelectionConfig(work_pixels=10_000)
+    small = crop_window((10, 10, 30, 30), (480, 854), cfg)
+    large = crop_window((0, 0, 400, 400), (480, 854), cfg)
+    assert small.scale == cfg.max_upscale  # a tiny box is enlarged, up to the cap
+    assert large.scale == pytest.approx(0.25)
+    assert (small.x0, small.y0) == (4, 4)  # min_margin
+    inside = box_region((10, 10, 30, 30), small)
+    assert inside.sum() == pytest.approx(20 * 20 * 4, rel=0.1)
+    with pytest.raises(ValueError, match="smaller than 2x2"):
+        clip_box((5, 5, 6, 100), (50, 50))
+
+
+def test_box_selects_the_object_and_clicks_fix_mistakes() -> None:
+    image, disk = disk_image()
+    selector = SmartSelector(image, (22, 12, 59, 49))
+    mask = selector.update()
+    assert mask.shape == disk.shape and mask.dtype == bool
+    assert iou(mask, disk) > 0.9
+    assert not mask[:, :22].any() and not mask[49:].any()  # nothing outside the box
+    removed = selector.update([Click(40, 30, positive=False)])
+    assert not removed[30, 40] and removed.sum() < mask.sum()
+    back = selector.update([Click(40, 30, positive=False), Click(40, 30, positive=True)])
+    assert back[30, 40]
+
+
+def test_a_positive_click_pulls_in_a_region_of_another_colour() -> None:
+    image, disk = disk_image()
+    box = (4, 12, 59, 58)  # also covers the blue square at (8..18, 44..54)
+    selector = SmartSelector(image, box)
+    first = selector.update()
+    square = np.zeros_like(disk)
+    square[44:54, 8:18] = True
+    target = disk | square
+    clicked = selector.update([Click(12, 48, positive=True)])
+    assert clicked[square].mean() > 0.9
+    assert iou(clicked, target) >= iou(first, target)
+
+
+def test_initial_mask_is_refined_not_recomputed() -> None:
+    image, disk = disk_image()
+    rough = disk.copy()
+    rough[:22] = False
+    selector = SmartSelector(image, (22, 8, 59, 49), initial=rough)
+    refined = selector.update([Click(40, 20, positive=True)])
+    assert iou(refined, disk) > iou(rough, disk) + 0.1
+    with pytest.raises(ValueError, match="does not match"):
+        SmartSelector(image, (0, 0, 10, 10), initial=np.zeros((3, 3), bool))
+
+
+def test_rejects_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        SmartSelector(np.zeros((10, 10), np.uint8), (0, 0, 5, 5))
+    with pytest.raises(ValueError):
+        SelectionConfig(iterations=0)
