@@ -64,6 +64,8 @@ class PropagatedFrame:
     confidence: float
     seconds: float = 0.0
     soft: torch.Tensor | None = field(default=None, repr=False)  # (K, h, w) grid labels
+    # per object id (nan where the object has no measure); objects left out take ``confidence``
+    object_confidence: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
