@@ -711,6 +711,12 @@ class Project:
         """True when there are changes since the last :meth:`save` (or open/new)."""
         return self._modified
 
+    def mark_unmodified(self) -> None:
+        """Declare the current content the baseline (e.g. a bundled sample keyframe that comes
+        with the document): ``modified`` is False until the next change."""
+        with self._lock:
+            self._modified = False
+
     @property
     def cache_len(self) -> int:
         """Number of decoded frames currently held in RAM (bounded by ``cache_size``)."""
