@@ -106,18 +106,23 @@ class _Strip(QWidget):
         self.update()
 
     def frame_at(self, x: float) -> int:
-        if self._n == 0 or self.width() <= 0:
+        if self._n == 0 or self._cells_width() <= 0:
             return 0
-        return int(np.clip(x / self.width() * self._n, 0, self._n - 1))
+        return int(np.clip(x / self._cells_width() * self._n, 0, self._n - 1))
 
     def cell_center(self, index: int) -> float:
         """x of frame ``index``'s cell centre (used by tests to click a frame)."""
         return (index + 0.5) * self.width() / max(1, self._n)
 
+    def _cells_width(self) -> int:
+        """Width of the frame cells (the whole widget unless a subclass keeps a margin)."""
+        return self.width()
+
     def _paint_current(self, painter: QPainter) -> None:
         if self._n == 0:
             return
-        edges = cell_edges(self._n, self.width())
+        offset = self.width() - self._cells_width()
+        edges = cell_edges(self._n, self._cells_width()) + offset
         x0, x1 = edges[self._current], edges[self._current + 1]
         painter.setPen(QColor(255, 255, 255))
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -160,12 +165,13 @@ class StateStrip(_Strip):
 
 
 class SummaryStrip(_Strip):
-    """A thin row per object (in object order), each coloured by that object's states; the
-    active object's row is outlined. The tooltip names the objects and their states on the frame
-    under the mouse."""
+    """A thin row per object (in object order), each coloured by that object's states after a
+    chip of the object's colour; the active object's row is outlined. The tooltip names the
+    objects and their states on the frame under the mouse."""
 
-    ROW_PX = 4
-    MAX_PX = 16
+    ROW_PX = 6
+    MAX_PX = 30
+    CHIP_PX = 10
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -200,7 +206,16 @@ class SummaryStrip(_Strip):
         """The rectangle of row ``i`` (the object's colour chip on the left is not in it)."""
         k = max(1, len(self._rows))
         h = self.height() / k
-        return QRectF(0, i * h, self.width(), h)
+        return QRectF(self.CHIP_PX, i * h, self.width() - self.CHIP_PX, h)
+
+    def frame_at(self, x: float) -> int:
+        return super().frame_at(x - self.CHIP_PX)
+
+    def cell_center(self, index: int) -> float:
+        return self.CHIP_PX + (index + 0.5) * (self.width() - self.CHIP_PX) / max(1, self._n)
+
+    def _cells_width(self) -> int:
+        return self.width() - self.CHIP_PX
 
     def _fit(self) -> None:
         k = len(self._rows)
@@ -212,12 +227,15 @@ class SummaryStrip(_Strip):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(30, 30, 34))
         for i, states in enumerate(self._rows):
             rect = self.row_rect(i)
             inner = QRectF(rect.x(), rect.y(), rect.width(), max(1.0, rect.height() - 1))
             paint_states(painter, states, inner, ticks=False)
+            chip = QRectF(0, rect.y(), self.CHIP_PX - 2, inner.height())
+            painter.fillRect(chip, self._colors[i])
         if 0 <= self._active < len(self._rows):
-            painter.setPen(QColor(255, 255, 255, 160))
+            painter.setPen(QColor(255, 255, 255, 200))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             r = self.row_rect(self._active)
             painter.drawRect(QRectF(r.x(), r.y(), r.width() - 1, max(1.0, r.height() - 1)))
@@ -338,7 +356,6 @@ class Timeline(QWidget):
         legend.addStretch(1)
         self.summary = QLabel("")
         self.all_summary = QLabel("")
-        self.all_summary.setStyleSheet("color: #b0b0b8;")
         legend.addWidget(self.summary)
         legend.addSpacing(12)
         legend.addWidget(self.all_summary)
