@@ -238,7 +238,8 @@ def report(table: dict[str, dict[str, np.ndarray]], args: argparse.Namespace) ->
     p, rec, f1 = pr_at(score, bad, chosen)
     print(
         f"\nchosen: the smallest threshold with pooled recall >= {args.min_recall}: {chosen:.2f} "
-        f"(precision {p:.3f}, recall {rec:.3f}, F1 {f1:.3f}); max-F1 would be "
+        f"(precision {p:.3f}, recall {rec:.3f}, F1 {f1:.3f}, {int((score < chosen).sum())} frames "
+        f"flagged); max-F1 would be "
         f"{float(grid[int(np.argmax(f1s))]):.2f} (F1 {max(f1s):.3f})"
     )
     for r in roots:

@@ -17,17 +17,17 @@ Commands (each successful one is one undo step and emits one event):
   (``add_object``, ``remove_object``, ``rename_object``, ``recolor_object``).
 * An edit that leaves the labels unchanged is a no-op (no undo step, no event, no state change).
 
-Provenance is per object (see :class:`~tracker_core.project.ObjectProvenance`): a frame can be a
-keyframe of one object and propagated for another. A user edit on frame ``t`` makes ``t`` a keyframe
-(PAINTED) of the object(s) it edits (the brush / polygon / fill / keypoint object; every mask
-object for :meth:`Session.set_mask`), and for every object whose labels on ``t`` changed it turns
-STALE that object's PROPAGATED frames whose propagation run passed through ``t``
-(:func:`frames_made_stale` on the object's own states and sources: a frame ``f`` propagated from
-the object's keyframe ``s`` is stale when ``s <= t < f`` (forward run) or ``f < t <= s`` (backward
-run)). Other objects' frames are untouched, and so are propagated frames that only used the edited
-frame as long-term memory (that weaker dependency is deliberately ignored). Painting one object
-over another's propagated pixels changes that other object's labels too, so its later frames go
-stale as well (its state on ``t`` stays what it was).
+Provenance is per object (see :class:`~tracker_core.project.ObjectProvenance`): a frame can be
+a keyframe of one object and propagated for another. A user edit on frame ``t`` makes ``t`` a
+keyframe (PAINTED) of the object(s) it edits (the brush / polygon / fill / keypoint object; for
+:meth:`Session.set_mask` the mask objects whose pixels change), and for every object whose labels
+on ``t`` changed it turns STALE that object's PROPAGATED frames whose propagation run passed
+through ``t`` (:func:`frames_made_stale` on the object's own states and sources: a frame ``f``
+propagated from the object's keyframe ``s`` is stale when ``s <= t < f`` (forward run) or
+``f < t <= s`` (backward run)). Other objects' frames are untouched, and so are propagated frames
+that only used the edited frame as long-term memory (that weaker dependency is deliberately
+ignored). Painting one object over another's propagated pixels changes that other object's labels
+too, so its later frames go stale as well (its state on ``t`` stays what it was).
 
 Undo/redo is a model-side bounded stack of sparse diffs: a step stores, for the frames it changed,
 only their previous encoded content (:class:`~tracker_core.project.StoredFrame`, PNG-compressed)
@@ -569,12 +569,15 @@ class Session:
 
     def set_mask(self, frame: int, mask: np.ndarray, objects: Iterable[int] | None = None) -> bool:
         """Replace the whole mask of ``frame`` (MaskError for wrong size/dtype/unknown ids); the
-        frame becomes a keyframe of ``objects`` (default: every mask object, as the whole mask
-        is given)."""
-        mask_ids = self._project.mask_object_ids()
-        if not mask_ids:
+        frame becomes a keyframe of ``objects`` (default: the mask objects whose pixels change)."""
+        if not self._project.mask_object_ids():
             raise MaskError("the project has no mask objects; add one before setting a mask")
-        targets = mask_ids if objects is None else tuple(objects)
+        if objects is None:
+            current = self._project.labels(frame)
+            specs = [o for o in self._project.objects if o.kind == "mask"]
+            targets = tuple(sorted(changed_objects(current, FrameLabels(mask), specs)))
+        else:
+            targets = tuple(objects)
         for oid in targets:
             self._require_mask_object(oid)
         return self._edit_frame(frame, "Set mask", lambda lab: replace(lab, mask=mask), targets)

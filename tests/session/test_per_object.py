@@ -236,3 +236,30 @@ def test_the_migrated_issue_project_propagates_past_frame_20(tmp_path: Path) -> 
         assert project.object_states(2)[20:].tolist() == [P, P, P, K, S]
         np.testing.assert_array_equal(project.labels(20).mask, BEAR_20)
         assert placed(project.labels(22), 2)
+
+
+def test_set_mask_makes_keyframes_of_the_objects_it_changes(tmp_path: Path) -> None:
+    project = Project.new(tmp_path / "clip.avi", 6, H, W)
+    session = Session(
+        project,
+        ArrayVideo([np.zeros((H, W, 3), np.uint8)] * 6),
+        encoder=object(),
+        propagate_fn=FakePropagator(),
+    )
+    a, b = session.add_object("a").id, session.add_object("b").id
+    start = square_mask(2, object_id=a)
+    start[0:6, 20:26] = b
+    session.set_mask(0, start)
+    session.propagation_job(0, "forward").run()
+    moved = start.copy()
+    moved[moved == a] = 0
+    moved[10:16, 2:8] = a  # only a changes on frame 3
+    session.set_mask(3, moved)
+    assert project.provenance(3)[a].state == K and project.provenance(3)[b].state == P
+    assert project.object_states(a)[4:].tolist() == [S, S]
+    assert project.object_states(b)[4:].tolist() == [P, P]
+    # painting a over b's propagated pixels changes b too: b's later frames go stale
+    session.paint_stroke(3, a, [(22.0, 2.0)], 2)
+    assert project.provenance(3)[b].state == P  # its state on frame 3 stays
+    assert project.object_states(b)[4:].tolist() == [S, S]
+    project.close()
