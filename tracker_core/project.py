@@ -622,7 +622,10 @@ class Project:
             self._meta.sources[idx] = -1 if src is None else src
             self._meta.ids[idx] = ids
         if int(version) < 2:
-            migrate_v1(self._db, self._objects, source)
+            try:
+                migrate_v1(self._db, self._objects, source)
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                raise ProjectError(f"cannot read the schema-1 project ({exc})", source) from exc
         elif "object_frames" not in tables:
             missing = "missing tables ['object_frames']"
             raise ProjectError(f"not a Trackpaint project ({missing})", source)

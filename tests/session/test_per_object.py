@@ -15,6 +15,7 @@ import pytest
 
 from tests.session.conftest import ArrayVideo, FakePropagator, H, W, square_mask
 from tests.session.test_issue9_case1 import BEAR_20, N25, clip_session, placed, points
+from tracker_core.errors import ProjectError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.project import (
     SCHEMA_VERSION,
@@ -263,3 +264,22 @@ def test_set_mask_makes_keyframes_of_the_objects_it_changes(tmp_path: Path) -> N
     assert project.provenance(3)[b].state == P  # its state on frame 3 stays
     assert project.object_states(b)[4:].tolist() == [S, S]
     project.close()
+
+
+def test_a_damaged_schema_1_project_is_named_not_crashed(tmp_path: Path) -> None:
+    path = tmp_path / "old.trackpaint"
+    write_schema_1(path, tmp_path / "clip.avi")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE frames SET keypoints='{\"2\": [[1, 2]]}' WHERE idx=3")  # not (P, 3)
+    db.commit()
+    db.close()
+    with pytest.raises(ProjectError, match="frame 3 has malformed keypoints") as info:
+        Project.open(path)
+    assert str(path) in str(info.value)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE frames SET keypoints=NULL WHERE idx=3")
+    db.execute("CREATE TABLE object_frames (x)")  # a schema-1 file cannot have one
+    db.commit()
+    db.close()
+    with pytest.raises(ProjectError, match="schema-1"):
+        Project.open(path)
