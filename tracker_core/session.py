@@ -781,9 +781,10 @@ class Session:
         encoder: Encoder | None = None,
         config: PropagationConfig | None = None,
     ) -> PropagationJob:
-        """A job propagating the labels of ``start`` in ``direction`` up to (not including) the
-        next keyframe or the video end. ``start`` must hold labels (any non-EMPTY state); all
-        keyframes are passed as references. ValueError for a bad start/direction or no video."""
+        """A job propagating the objects that have a state on ``start`` in ``direction``, each up
+        to (not including) its own next keyframe or the video end (see the module doc; the
+        references are the keyframes every such object has labels on). ``start`` must hold
+        labels (any non-EMPTY state). ValueError for a bad start/direction or no video."""
         if self._video is None:
             raise ValueError("this session has no video; propagation needs frames")
         if direction not in ("forward", "backward", "both"):
