@@ -139,6 +139,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("opacity_up", "Overlay more opaque", "View", ("Ctrl+]",)),
     ActionSpec("opacity_down", "Overlay more transparent", "View", ("Ctrl+[",)),
+    ActionSpec(
+        "uncertain_threshold",
+        "Uncertainty &threshold…",
+        "View",
+        tip="Below which confidence a propagated frame is uncertain (timeline dots, N)",
+        separator_before=True,
+    ),
     # Model
     ActionSpec("load_model", "&Load model checkpoint…", "Model"),
     ActionSpec("use_lab", "Use the colour (Lab) encoder", "Model"),

@@ -287,6 +287,7 @@ class Document(QObject):
         spec = self.session.add_object(name)
         mask = np.where(mask > 0, spec.id, 0).astype(np.uint8)
         self.session.set_mask(0, mask)
+        self.project.mark_unmodified()  # the bundled keyframe is the sample, not unsaved work
         self.set_active_object(spec.id)
         return spec
 

@@ -36,6 +36,7 @@ from app.objects_panel import ObjectsPanel
 from app.recent import RecentFiles
 from app.status import StatusPanel
 from app.timeline import Timeline
+from tracker_core.confidence import DEFAULT_UNCERTAIN_THRESHOLD
 from tracker_core.encoder import Encoder, LabEncoder, LearnedEncoder, load_encoder
 from tracker_core.errors import TrackpaintError
 from tracker_core.project import PROJECT_SUFFIX, FrameState
@@ -49,6 +50,7 @@ APP_NAME = "Trackpaint"
 ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "trackpaint.png"
 MAX_RECENT = 10
 FOLLOW_MS = 60  # during propagation the view jumps to the newest frame at most this often
+THRESHOLD_KEY = "confidence/uncertain_threshold"  # QSettings key of the user's threshold
 VIDEO_FILTER = (
     "Videos, frame folders and projects (*.mp4 *.avi *.mkv *.mov *.webm *.m4v "
     f"*{PROJECT_SUFFIX} *.jpg *.jpeg *.png *.bmp);;"
@@ -106,12 +108,16 @@ class MainWindow(QMainWindow):
         self._edits = 0  # change counter, for autosave
         self._autosaved_at = 0
         self._last_follow = 0.0
+        self._follow_paused = False  # the user looked around during this run
+        self._latest_frame: int | None = None  # newest frame of the running propagation
         self.adapt_config = AdaptConfig()
         self.adapt_steps = 200
 
         self.recent = RecentFiles(self.settings, self, MAX_RECENT)
         self.recent.chosen.connect(self._guard(self.open_path))
-        self.navigator = Navigator(lambda: self.doc, self._stop_following, self)
+        self.navigator = Navigator(
+            lambda: self.doc, self._stop_following, self, threshold=lambda: self.uncertain_threshold
+        )
         self.canvas = Canvas(runner=self.runner)
         self.setCentralWidget(self.canvas)
         self.objects_panel = ObjectsPanel()
@@ -124,6 +130,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.commands[f"tool_{self.canvas.tool}"].setChecked(True)
         self.commands["follow"].setChecked(True)
+        self.timeline.set_threshold(self.uncertain_threshold)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave_ms)
@@ -138,6 +145,7 @@ class MainWindow(QMainWindow):
         self.canvas.brush_changed.connect(self._on_brush_changed)
         self.runner.busy_changed.connect(self._on_busy_changed)
         self.status.cancel.clicked.connect(self.runner.cancel)
+        self.status.resume_follow.clicked.connect(self.resume_following)
         self._update_enabled()
 
     # ---- layout ------------------------------------------------------------------------------
@@ -241,7 +249,8 @@ class MainWindow(QMainWindow):
             "propagate_backward": lambda: self.propagate("backward"),
             "propagate_both": lambda: self.propagate("both"),
             "cancel_job": self.cancel,
-            "follow": lambda: None,  # read when a propagated frame arrives
+            "follow": self._on_follow_toggled,
+            "uncertain_threshold": self.ask_uncertain_threshold,
             "zoom_in": lambda: canvas.zoom(1.25),
             "zoom_out": lambda: canvas.zoom(0.8),
             "zoom_fit": canvas.fit_to_window,
@@ -303,11 +312,70 @@ class MainWindow(QMainWindow):
     # ---- navigation --------------------------------------------------------------------------
 
     def _stop_following(self) -> None:
-        """The user navigates during a propagation: stop jumping to the newest frame."""
-        follow = self.commands["follow"]
-        if self.runner.busy and follow.isChecked():
-            follow.setChecked(False)
-            self._show_message("Stopped following the propagation (Propagate → Follow)")
+        """The user navigates during a propagation: pause following for the rest of this run
+        (the next run follows again) and say so where it stays visible."""
+        if self.runner.busy and self.commands["follow"].isChecked() and not self._follow_paused:
+            self._set_follow_paused(True)
+            self._show_message(
+                "Following paused while you look around; the run goes on "
+                "(Resume following in the status bar)"
+            )
+
+    def _set_follow_paused(self, paused: bool) -> None:
+        self._follow_paused = paused
+        self.status.set_follow_paused(paused and self.runner.busy)
+
+    @property
+    def following(self) -> bool:
+        """Whether propagated frames are shown as they arrive (Follow on, not paused)."""
+        return self.commands["follow"].isChecked() and not self._follow_paused
+
+    def resume_following(self) -> None:
+        """Follow the running propagation again, from its newest frame."""
+        self.commands["follow"].setChecked(True)
+        self._set_follow_paused(False)
+        if self.doc is not None and self.runner.busy and self._latest_frame is not None:
+            self.doc.set_frame(self._latest_frame)
+
+    def _on_follow_toggled(self) -> None:
+        if self.commands["follow"].isChecked():
+            self.resume_following()
+        else:
+            self._set_follow_paused(False)
+
+    # ---- uncertainty threshold ---------------------------------------------------------------
+
+    @property
+    def uncertain_threshold(self) -> float:
+        """The user's threshold below which a propagated frame is uncertain (QSettings)."""
+        try:
+            value = float(self.settings.value(THRESHOLD_KEY, DEFAULT_UNCERTAIN_THRESHOLD))
+        except (TypeError, ValueError):
+            return DEFAULT_UNCERTAIN_THRESHOLD
+        return value if 0.0 <= value <= 1.0 else DEFAULT_UNCERTAIN_THRESHOLD
+
+    def set_uncertain_threshold(self, value: float) -> None:
+        """Persist a new threshold; the timeline marks and N follow it at once."""
+        value = min(1.0, max(0.0, float(value)))
+        self.settings.setValue(THRESHOLD_KEY, value)
+        self.timeline.set_threshold(value)
+        self._show_message(f"Frames with confidence below {value:.2f} are now uncertain")
+
+    def ask_uncertain_threshold(self) -> None:
+        value, ok = QInputDialog.getDouble(
+            self,
+            "Uncertainty threshold",
+            "A propagated frame whose confidence is below this is uncertain: a dot on the "
+            "timeline, and N stops there.\n"
+            f"Default {DEFAULT_UNCERTAIN_THRESHOLD:.2f}: finds 82 % of the frames with J < 0.85 "
+            "on the dev videos (lower = fewer stops, more misses).",
+            self.uncertain_threshold,
+            0.0,
+            1.0,
+            2,
+        )
+        if ok:
+            self.set_uncertain_threshold(value)
 
     # ---- propagation -------------------------------------------------------------------------
 
@@ -325,7 +393,9 @@ class MainWindow(QMainWindow):
         job = doc.session.propagation_job(doc.frame, direction, encoder=self.encoder)
         if job.total == 0:
             job.close()
-            self._show_message("Nothing to propagate: the next frame is a keyframe or the end")
+            self._show_message(
+                "Nothing to propagate: every object here stops at its next keyframe or the end"
+            )
             return None
         worker = Job(f"Propagate {direction}", propagation_work(job), on_cancel=job.cancel)
         worker.progressed.connect(self._on_propagation_progress)
@@ -333,7 +403,9 @@ class MainWindow(QMainWindow):
         worker.succeeded.connect(lambda done: self._on_propagation_done(worker, done, ranges))
         worker.failed.connect(self._on_job_failed)
         self.status.set_busy(True, job.total)
+        self._latest_frame = None
         self.runner.start(worker)
+        self._set_follow_paused(False)
         self._show_message(f"Propagating {direction} from frame {doc.frame}…")
         return worker
 
@@ -350,9 +422,9 @@ class MainWindow(QMainWindow):
         self.status.set_progress(progress.done, progress.total)
         self.status.set_speed(progress.ms_per_frame)
         now = time.monotonic()
-        follow = self.commands["follow"].isChecked()
+        self._latest_frame = progress.frame
         due = now - self._last_follow >= FOLLOW_MS / 1000
-        if self.doc is not None and follow and due and not self.canvas.interacting:
+        if self.doc is not None and self.following and due and not self.canvas.interacting:
             self._last_follow = now
             self.doc.set_frame(progress.frame)
 
@@ -377,6 +449,7 @@ class MainWindow(QMainWindow):
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy:
             self.status.set_busy(False)
+            self._set_follow_paused(False)
         self._update_enabled()
 
     # ---- model -------------------------------------------------------------------------------
@@ -463,9 +536,10 @@ class MainWindow(QMainWindow):
             return False
         doc = self.doc
         if doc is not None and not doc.project.objects:
-            doc.load_sample_keyframe()
+            doc.load_sample_keyframe()  # part of the sample: the document opens unmodified
             doc.set_frame(0)
             self._autosaved_at = self._edits  # the bundled keyframe is not work to recover
+            self._update_title()
         self.status.set_hint(SAMPLE_HINT)
         return True
 
@@ -523,6 +597,7 @@ class MainWindow(QMainWindow):
         if doc is not None:
             doc.changed.connect(self._on_changed)
             doc.frame_changed.connect(lambda _f: self._update_frame_status())
+            doc.active_object_changed.connect(lambda _id: self._update_frame_status())
             self.status.set_hint(WORKFLOW_HINT)
             self._update_frame_status()
         self._update_title()
@@ -660,8 +735,13 @@ class MainWindow(QMainWindow):
         doc = self.doc
         if doc is None:
             return
-        conf = float(doc.project.confidences()[doc.frame])
-        self.status.set_frame(doc.frame, doc.num_frames, doc.frame_state(), conf)
+        active = doc.active_object
+        if active is None:
+            conf = float(doc.project.confidences()[doc.frame])
+            self.status.set_frame(doc.frame, doc.num_frames, doc.frame_state(), conf)
+            return
+        prov = doc.project.provenance(doc.frame)[active.id]
+        self.status.set_frame(doc.frame, doc.num_frames, prov.state, prov.confidence, active.name)
 
     def _update_title(self) -> None:
         doc = self.doc

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.document import Document
+from tracker_core.confidence import DEFAULT_UNCERTAIN_THRESHOLD
 
 
 class Navigator(QObject):
@@ -24,10 +25,12 @@ class Navigator(QObject):
         doc: Callable[[], Document | None],
         before_jump: Callable[[], None] = lambda: None,
         parent: QObject | None = None,
+        threshold: Callable[[], float] = lambda: DEFAULT_UNCERTAIN_THRESHOLD,
     ) -> None:
         super().__init__(parent)
         self._doc = doc
         self._before_jump = before_jump
+        self._threshold = threshold
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._tick)
 
@@ -59,16 +62,21 @@ class Navigator(QObject):
         self.go_to(min(candidates) if direction > 0 else max(candidates))
 
     def next_uncertain(self) -> None:
-        """The next propagated frame below the confidence threshold (wrapping to the start)."""
+        """The next uncertain frame (:func:`~tracker_core.confidence.uncertain_frames`, the
+        timeline's marks) after the current one, wrapping to the start."""
         doc = self._doc()
         if doc is None:
             return
-        target = doc.session.next_uncertain_frame(doc.frame)
+        threshold = self._threshold()
+        target = doc.session.next_uncertain_frame(doc.frame, threshold)
         wrapped = target is None
         if target is None:
-            target = doc.session.next_uncertain_frame(-1)
+            target = doc.session.next_uncertain_frame(-1, threshold)
         if target is None:
-            self.message.emit("No uncertain propagated frame: all are above the threshold")
+            self.message.emit(
+                f"No uncertain frame: every propagated frame is at or above {threshold:.2f} "
+                "(View → Uncertainty threshold)"
+            )
             return
         self.go_to(target)
         conf = doc.project.confidences()[target]

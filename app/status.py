@@ -64,8 +64,15 @@ class StatusPanel:
         self.progress.setFormat("%v / %m")
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop the propagation; frames done so far are kept (Esc)")
+        self.resume_follow = QPushButton("Resume following")
+        self.resume_follow.setToolTip(
+            "You moved away during the run, so the view stopped jumping to each new frame; "
+            "click to follow it again (the next run follows anyway)"
+        )
+        self.resume_follow.setStyleSheet("color: #f0d060;")
         bar.addWidget(self.hint, 1)
         widgets: tuple[QWidget, ...] = (
+            self.resume_follow,
             self.progress,
             self.cancel,
             self.frame,
@@ -75,13 +82,28 @@ class StatusPanel:
         for widget in widgets:
             bar.addPermanentWidget(widget)
         self.set_busy(False)
+        self.set_follow_paused(False)
+
+    def set_follow_paused(self, paused: bool) -> None:
+        """Show the Resume following button while following is paused during a run."""
+        self.resume_follow.setVisible(paused)
 
     def set_hint(self, text: str) -> None:
         self.hint.set_hint(text)
 
-    def set_frame(self, index: int, count: int, state: FrameState, confidence: float) -> None:
+    def set_frame(
+        self,
+        index: int,
+        count: int,
+        state: FrameState,
+        confidence: float,
+        object_name: str | None = None,
+    ) -> None:
+        """Frame index, and the state / confidence of ``object_name`` (the active object) or
+        of the frame when None."""
         conf = "" if math.isnan(confidence) else f", conf {confidence:.2f}"
-        self.frame.setText(f"frame {index} / {count - 1} ({STATE_NAMES[state]}{conf})")
+        who = "" if object_name is None else f"{object_name}: "
+        self.frame.setText(f"frame {index} / {count - 1} ({who}{STATE_NAMES[state]}{conf})")
 
     def set_speed(self, ms_per_frame: float | None) -> None:
         self.speed.setText("– ms/frame" if ms_per_frame is None else f"{ms_per_frame:.0f} ms/frame")

@@ -1,23 +1,33 @@
-"""The annotation document: objects, per-frame labels with provenance, atomic save/load/autosave.
+"""The annotation document: objects, per-frame labels with per-object provenance, atomic
+save/load/autosave.
 
-A project file is one SQLite database (stdlib ``sqlite3``):
+A project file is one SQLite database (stdlib ``sqlite3``), schema version 2:
 
 * ``meta(key TEXT PRIMARY KEY, value TEXT)`` holds ``format`` (``"trackpaint-project"``),
   ``schema_version``, ``video_path`` (relative to the project file when possible), ``num_frames``,
   ``height``, ``width`` and ``objects`` (a JSON list of :class:`~tracker_core.labels.ObjectSpec`).
 * ``frames(idx INTEGER PRIMARY KEY, state, confidence, source, ids, keypoints, mask)`` holds one
-  row per non-empty frame: the :class:`FrameState`, the propagation confidence (NULL unless
-  propagated), the keyframe the frame was propagated from (``source``, NULL for keyframes), the
-  JSON list of object ids present in the mask, the keypoints as JSON
-  ``{"<object id>": [[x, y, visible], ...]}`` (``null`` for an unplaced coordinate), and the mask
-  as lossless PNG bytes (NULL when all background; last, so reading the small columns of every
-  row never touches the mask pages).
+  row per non-empty frame: the frame's *summary* provenance (see :func:`summarize`), the JSON list
+  of object ids present in the mask, the keypoints as JSON ``{"<object id>": [[x, y, visible],
+  ...]}`` (``null`` for an unplaced coordinate), and the mask as lossless PNG bytes (NULL when all
+  background; last, so reading the small columns of every row never touches the mask pages).
+* ``object_frames(idx, object, state, confidence, source)`` holds the provenance of each object
+  on each frame where it is not EMPTY: its :class:`FrameState`, its propagation confidence (NULL
+  unless propagated) and the keyframe *of that object* it was propagated from (``source``, NULL
+  for its keyframes). A frame can be a keyframe of one object and propagated for another.
+
+Schema 1 (before per-object provenance) had only the frame columns; :func:`migrate_v1` turns such a
+file into schema 2 when it is opened (the file on disk is rewritten only by a save). It keeps every
+label, confidence and source and infers each object's state: on a PAINTED frame the objects that
+have labels there are PAINTED (all objects when the frame holds no labels at all: a deliberate
+"nothing here" keyframe); on a PROPAGATED or STALE frame the objects with labels there or on the
+frame it was propagated from get that state (all objects when neither holds labels).
 
 Memory stays bounded for long videos: an open :class:`Project` works on a private scratch copy of
 the database in a temporary directory (``scratch_dir``; default the system temp directory, so
 pass a disk-backed folder where that is a RAM-backed tmpfs); every edit is written there at once
-(encoded), and only a small LRU of decoded frames plus a few ``(N,)`` arrays (state, confidence,
-source, ids) live in RAM.
+(encoded), and only a small LRU of decoded frames plus a few ``(N,)`` arrays (summary state,
+confidence, source, ids; and state, confidence, source per object that has any) live in RAM.
 :meth:`Project.save` copies the scratch database to the destination atomically (temp file in the
 same directory, fsync, ``os.replace``, fsync of the directory), so a crash at any moment leaves
 either the old or the new complete file. :meth:`Project.autosave` does the same to this process's
@@ -73,18 +83,24 @@ from tracker_core.recovery import (
     video_owner,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_FORMAT = PROJECT_FORMAT  # "trackpaint-project"
 AUTOSAVE_SUFFIX = AUTOSAVE_EXT  # old-style <project>.autosave, and recovery files
 PROJECT_SUFFIX = ".trackpaint"
 DEFAULT_CACHE_SIZE = 16
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_OBJECT_FRAMES_SQL = (
+    "CREATE TABLE object_frames ("
+    " idx INTEGER NOT NULL, object INTEGER NOT NULL, state INTEGER NOT NULL, confidence REAL,"
+    " source INTEGER, PRIMARY KEY (idx, object)) WITHOUT ROWID"
+)
 _SCHEMA_SQL = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE frames ("
     " idx INTEGER PRIMARY KEY, state INTEGER NOT NULL, confidence REAL, source INTEGER,"
     " ids TEXT NOT NULL DEFAULT '[]', keypoints TEXT, mask BLOB)",
+    _OBJECT_FRAMES_SQL,
 )
 MAX_FRAMES = 10_000_000  # ~3.8 days at 30 fps; the (N,) per-frame arrays stay < 100 MB
 MAX_SIDE = 32_768
@@ -102,11 +118,24 @@ class FrameState(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class ObjectProvenance:
+    """Where one object's labels on one frame come from: its state, its propagation confidence
+    (nan unless propagated) and the keyframe of that object it was propagated from (or None)."""
+
+    state: FrameState
+    confidence: float = math.nan
+    source: int | None = None
+
+
+@dataclass(frozen=True)
 class StoredFrame:
     """One frame exactly as stored (encoded), used for sparse, compact undo diffs.
 
-    ``mask_png`` is a lossless PNG of the ``(H, W) uint8`` id mask, or None when all background;
-    ``ids`` the object ids present in it; ``keypoints_json`` the keypoints JSON or None.
+    ``state``, ``confidence`` and ``source`` are the frame's summary (:func:`summarize` of
+    ``objects`` whenever that is non-empty); ``objects`` the per-object provenance as sorted
+    ``(object id, ObjectProvenance)`` pairs (EMPTY objects left out); ``mask_png`` a lossless PNG
+    of the ``(H, W) uint8`` id mask, or None when all background; ``ids`` the object ids present
+    in it; ``keypoints_json`` the keypoints JSON or None.
     """
 
     state: FrameState = FrameState.EMPTY
@@ -115,11 +144,40 @@ class StoredFrame:
     mask_png: bytes | None = None
     ids: tuple[int, ...] = ()
     keypoints_json: str | None = None
+    objects: tuple[tuple[int, ObjectProvenance], ...] = ()
 
     @property
     def nbytes(self) -> int:
         """Approximate memory held by the encoded payload, in bytes."""
-        return 64 + len(self.mask_png or b"") + len(self.keypoints_json or "")
+        payload = len(self.mask_png or b"") + len(self.keypoints_json or "")
+        return 64 + 32 * len(self.objects) + payload
+
+
+def summarize(
+    objects: Iterable[ObjectProvenance], fallback: FrameState = FrameState.EMPTY
+) -> tuple[FrameState, float, int | None]:
+    """The frame's summary ``(state, confidence, source)`` from its objects' provenance.
+
+    State: PAINTED when the frame is a keyframe of any object, else STALE when any object is
+    stale, else PROPAGATED when any is propagated, else ``fallback`` (used when no object has a
+    state, e.g. a frame painted before any object existed). Confidence: the lowest finite
+    confidence of a propagated or stale object (nan if none). Source: that of the first object
+    (in the given order) with the summary state.
+    """
+    rows = list(objects)
+    states = {r.state for r in rows}
+    for state in (FrameState.PAINTED, FrameState.STALE, FrameState.PROPAGATED):
+        if state in states:
+            break
+    else:
+        return fallback, math.nan, None
+    confs = [
+        r.confidence
+        for r in rows
+        if r.state in (FrameState.PROPAGATED, FrameState.STALE) and math.isfinite(r.confidence)
+    ]
+    source = next(r.source for r in rows if r.state == state)
+    return state, (min(confs) if confs else math.nan), source
 
 
 @dataclass(frozen=True)
@@ -133,13 +191,42 @@ class ProjectInfo:
 
 
 @dataclass
+class _ObjectMeta:
+    """One object's per-frame provenance kept in RAM (``(N,)`` each)."""
+
+    states: np.ndarray  # uint8 FrameState
+    confidences: np.ndarray  # float32, nan where none
+    sources: np.ndarray  # int32, -1 where none
+
+    @classmethod
+    def empty(cls, n: int) -> _ObjectMeta:
+        return cls(np.zeros(n, np.uint8), np.full(n, np.nan, np.float32), np.full(n, -1, np.int32))
+
+    def get(self, index: int) -> ObjectProvenance:
+        src = int(self.sources[index])
+        conf = float(self.confidences[index])
+        return ObjectProvenance(
+            FrameState(int(self.states[index])),
+            math.nan if math.isnan(conf) else conf,  # the one nan object: equal StoredFrames
+            None if src < 0 else src,
+        )
+
+    def put(self, index: int, prov: ObjectProvenance) -> None:
+        self.states[index] = int(prov.state)
+        self.confidences[index] = prov.confidence
+        self.sources[index] = -1 if prov.source is None else prov.source
+
+
+@dataclass
 class _FrameMeta:
-    """The per-frame arrays kept in RAM (``(N,)`` each)."""
+    """The per-frame arrays kept in RAM (``(N,)`` each): the frame summary, and per object
+    (created when the object first gets a state)."""
 
     states: np.ndarray  # uint8 FrameState
     confidences: np.ndarray  # float32, nan where none
     sources: np.ndarray  # int32, -1 where none
     ids: list[tuple[int, ...]] = field(default_factory=list)
+    objects: dict[int, _ObjectMeta] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- encoding helpers
@@ -495,7 +582,8 @@ class Project:
         return project
 
     def _load_frame_meta(self, source: Path) -> None:
-        """Fill the in-RAM per-frame arrays from the scratch db; validate rows."""
+        """Fill the in-RAM per-frame arrays from the scratch db (migrating a schema-1 file
+        first); validate rows."""
         try:
             check = self._db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
@@ -503,6 +591,12 @@ class Project:
             rows = self._db.execute(
                 "SELECT idx, state, confidence, source, ids FROM frames"
             ).fetchall()
+            version = self._db.execute(
+                "SELECT value FROM meta WHERE key='schema_version'"
+            ).fetchone()[0]
+            tables = {
+                r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise ProjectError(f"project database is corrupt ({exc})", source) from exc
         n = self._info.num_frames
@@ -527,6 +621,53 @@ class Project:
             self._meta.confidences[idx] = math.nan if conf is None else conf
             self._meta.sources[idx] = -1 if src is None else src
             self._meta.ids[idx] = ids
+        if int(version) < 2:
+            try:
+                migrate_v1(self._db, self._objects, source)
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                raise ProjectError(f"cannot read the schema-1 project ({exc})", source) from exc
+        elif "object_frames" not in tables:
+            missing = "missing tables ['object_frames']"
+            raise ProjectError(f"not a Trackpaint project ({missing})", source)
+        self._load_object_rows(source)
+
+    def _load_object_rows(self, source: Path) -> None:
+        """Read ``object_frames`` into the per-object arrays and derive each frame's summary."""
+        try:
+            rows = self._db.execute(
+                "SELECT idx, object, state, confidence, source FROM object_frames"
+                " ORDER BY idx, object"
+            ).fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"project database is corrupt ({exc})", source) from exc
+        n = self._info.num_frames
+        by_frame: dict[int, list[ObjectProvenance]] = {}
+        for idx, oid, state, conf, src in rows:
+            bad = (
+                not (isinstance(idx, int) and 0 <= idx < n)
+                or oid not in self._objects
+                or state not in (FrameState.PAINTED, FrameState.PROPAGATED, FrameState.STALE)
+                or not (conf is None or isinstance(conf, (int, float)))
+                or not (src is None or (isinstance(src, int) and 0 <= src < n))
+            )
+            if bad:
+                raise ProjectError(
+                    f"object row (frame {idx!r}, object {oid!r}) is malformed or names an "
+                    "unknown object",
+                    source,
+                )
+            if self._meta.states[idx] == FrameState.EMPTY:
+                raise ProjectError(f"frame {idx} has object provenance but no frame row", source)
+            prov = ObjectProvenance(
+                FrameState(state), math.nan if conf is None else float(conf), src
+            )
+            self._object_meta(oid).put(idx, prov)
+            by_frame.setdefault(idx, []).append(prov)
+        for idx, provs in by_frame.items():
+            st, conf, src = summarize(provs)
+            self._meta.states[idx] = st
+            self._meta.confidences[idx] = conf
+            self._meta.sources[idx] = -1 if src is None else src
 
     def close(self) -> None:
         """Release the scratch database. Unsaved changes are lost (autosave first if needed)."""
@@ -572,6 +713,12 @@ class Project:
     def modified(self) -> bool:
         """True when there are changes since the last :meth:`save` (or open/new)."""
         return self._modified
+
+    def mark_unmodified(self) -> None:
+        """Declare the current content the baseline (e.g. a bundled sample keyframe that comes
+        with the document): ``modified`` is False until the next change."""
+        with self._lock:
+            self._modified = False
 
     @property
     def cache_len(self) -> int:
@@ -631,12 +778,13 @@ class Project:
             self.set_objects(spec if o.id == spec.id else o for o in self._objects.values())
 
     def remove_object(self, object_id: int) -> list[int]:
-        """Remove an object and erase its pixels/keypoints from every frame (states are kept).
-        Returns the frames that were rewritten."""
+        """Remove an object, erase its pixels/keypoints from every frame and drop its provenance
+        (the other objects' states are kept; a frame left with no object provenance keeps its
+        summary state). Returns the frames that were rewritten (:meth:`frames_touching_object`)."""
         with self._lock:
             spec = self.object(object_id)
-            touched = self.frames_with_object(object_id)
-            for t in touched:
+            touched = self.frames_touching_object(object_id)
+            for t in self.frames_with_object(object_id):
                 labels = self.labels(t)
                 mask = labels.mask
                 if spec.kind == "mask" and mask is not None:
@@ -647,14 +795,22 @@ class Project:
             return touched
 
     def set_objects(self, objects: Iterable[ObjectSpec]) -> None:
-        """Replace the whole object list (used by undo). Frames are not checked or rewritten."""
+        """Replace the whole object list (used by undo). Frames are not checked or rewritten; the
+        provenance of objects no longer in the list is dropped."""
         objs = tuple(objects)
         check_objects(objs)
         with self._lock:
+            gone = set(self._objects) - {o.id for o in objs}
             self._objects = {o.id: o for o in objs}
             self._db.execute(
                 "UPDATE meta SET value=? WHERE key='objects'", (objects_to_json(self.objects),)
             )
+            for oid in sorted(gone):
+                meta = self._meta.objects.pop(oid, None)
+                if meta is None:
+                    continue
+                self._db.execute("DELETE FROM object_frames WHERE object=?", (oid,))
+                self._update_summaries(np.flatnonzero(meta.states).tolist())
             self._cache.clear()
             self._modified = True
 
@@ -669,37 +825,88 @@ class Project:
             )
             return [int(t) for t, text in rows if str(object_id) in json.loads(text)]
 
+    def frames_touching_object(self, object_id: int) -> list[int]:
+        """Frames where ``object_id`` has labels or a (non-EMPTY) provenance, ascending."""
+        with self._lock:
+            with_state = np.flatnonzero(self.object_states(object_id)).tolist()
+            return sorted(set(self.frames_with_object(object_id)) | set(with_state))
+
     # ---- per-frame queries -----------------------------------------------------------------
+    # The frame-level queries (states, state, source, confidences, sources, keyframes) return the
+    # summary of :func:`summarize`; the object_* queries the provenance of one object.
 
     def states(self) -> np.ndarray:
-        """``(N,) uint8`` :class:`FrameState` values (a copy)."""
+        """``(N,) uint8`` summary :class:`FrameState` values (a copy)."""
         with self._lock:
             return self._meta.states.copy()
 
     def state(self, index: int) -> FrameState:
+        """The frame's summary state."""
         self._check_index(index)
         return FrameState(int(self._meta.states[index]))
 
     def source(self, index: int) -> int | None:
-        """Keyframe frame ``index`` was propagated from, or None."""
+        """Summary source of frame ``index`` (see :func:`summarize`), or None."""
         self._check_index(index)
         src = int(self._meta.sources[index])
         return None if src < 0 else src
 
     def confidences(self) -> np.ndarray:
-        """``(N,) float32`` propagation confidence in [0, 1], nan where none (a copy)."""
+        """``(N,) float32`` frame confidence in [0, 1]: the lowest confidence of its propagated or
+        stale objects, nan where none (a copy)."""
         with self._lock:
             return self._meta.confidences.copy()
 
     def sources(self) -> np.ndarray:
-        """``(N,) int32`` keyframe each propagated/stale frame was propagated from, -1 if none."""
+        """``(N,) int32`` summary source per frame, -1 if none (a copy)."""
         with self._lock:
             return self._meta.sources.copy()
 
     def keyframes(self) -> list[int]:
-        """Indices of PAINTED frames, ascending."""
+        """Frames that are a keyframe of at least one object (summary PAINTED), ascending."""
         with self._lock:
             return np.flatnonzero(self._meta.states == FrameState.PAINTED).tolist()
+
+    def object_states(self, object_id: int) -> np.ndarray:
+        """``(N,) uint8`` :class:`FrameState` of one object on every frame (a copy)."""
+        with self._lock:
+            self.object(object_id)
+            meta = self._meta.objects.get(object_id)
+            return np.zeros(self.num_frames, np.uint8) if meta is None else meta.states.copy()
+
+    def object_confidences(self, object_id: int) -> np.ndarray:
+        """``(N,) float32`` one object's propagation confidence, nan where none (a copy)."""
+        with self._lock:
+            self.object(object_id)
+            meta = self._meta.objects.get(object_id)
+            if meta is None:
+                return np.full(self.num_frames, np.nan, np.float32)
+            return meta.confidences.copy()
+
+    def object_sources(self, object_id: int) -> np.ndarray:
+        """``(N,) int32`` the keyframe of this object each frame was propagated from, -1 if none."""
+        with self._lock:
+            self.object(object_id)
+            meta = self._meta.objects.get(object_id)
+            return np.full(self.num_frames, -1, np.int32) if meta is None else meta.sources.copy()
+
+    def object_keyframes(self, object_id: int) -> list[int]:
+        """Frames that are keyframes of ``object_id`` (its state PAINTED), ascending."""
+        return np.flatnonzero(self.object_states(object_id) == FrameState.PAINTED).tolist()
+
+    def provenance(self, index: int) -> dict[int, ObjectProvenance]:
+        """``{object id: provenance}`` of every object on frame ``index`` (EMPTY ones too)."""
+        self._check_index(index)
+        with self._lock:
+            out = {oid: ObjectProvenance(FrameState.EMPTY) for oid in sorted(self._objects)}
+            for oid, meta in self._meta.objects.items():
+                if meta.states[index]:
+                    out[oid] = meta.get(index)
+            return out
+
+    def object_state(self, index: int, object_id: int) -> FrameState:
+        """The state of one object on one frame."""
+        return self.provenance(index)[self.object(object_id).id].state
 
     def labels(self, index: int) -> FrameLabels:
         """The labels of frame ``index`` (read-only arrays; copy before editing)."""
@@ -730,6 +937,7 @@ class Project:
                 "SELECT state, confidence, source, ids, keypoints, mask FROM frames WHERE idx=?",
                 (index,),
             ).fetchone()
+            objects = self._object_rows(index)
         if row is None:
             return StoredFrame()
         state, conf, src, ids, kps, mask_png = row
@@ -740,6 +948,7 @@ class Project:
             mask_png=mask_png,
             ids=tuple(json.loads(ids)),
             keypoints_json=kps,
+            objects=objects,
         )
 
     # ---- per-frame mutation (used by Session) -----------------------------------------------
@@ -753,42 +962,84 @@ class Project:
         confidence: float = math.nan,
         source: int | None = None,
     ) -> None:
-        """Store ``labels`` for frame ``index`` with provenance ``state``.
+        """Store ``labels`` for frame ``index`` with provenance ``state`` for EVERY object.
 
         ``confidence`` is meaningful for PROPAGATED/STALE frames; ``source`` is the keyframe the
         frame was propagated from. Raises MaskError for a mask of the wrong size/dtype or with
         ids that are not mask objects, and for malformed keypoints. ``state=EMPTY`` clears.
+        Use :meth:`set_labels` to give objects different provenance.
         """
         self._check_index(index)
         with self._lock:
             if state == FrameState.EMPTY:
                 self.restore(index, StoredFrame())
                 return
-            mask = labels.mask
-            if mask is not None:
-                mask = check_mask(mask, (self.height, self.width), self.mask_object_ids())
-            check_keypoints(labels.keypoints, self._objects)
-            meta = StoredFrame(state=FrameState(state), confidence=confidence, source=source)
-            self._write_frame(index, FrameLabels(mask, labels.keypoints), meta)
+            labels = self._checked(labels)
+            prov = ObjectProvenance(FrameState(state), confidence, source)
+            meta = StoredFrame(
+                state=FrameState(state),
+                confidence=confidence,
+                source=source,
+                objects=tuple((oid, prov) for oid in sorted(self._objects)),
+            )
+            self._write_frame(index, labels, meta)
 
-    def set_states(self, indices: Iterable[int], state: FrameState) -> None:
-        """Change only the provenance of the given frames (labels untouched)."""
+    def set_labels(
+        self, index: int, labels: FrameLabels, updates: Mapping[int, ObjectProvenance]
+    ) -> None:
+        """Store ``labels`` for frame ``index`` and set the provenance of the objects in
+        ``updates`` (an EMPTY state removes it); other objects keep theirs. The summary follows
+        (:func:`summarize`). Raises MaskError like :meth:`set_frame`, KeyError for an unknown
+        object, and ValueError when labels would remain with no object provenance at all."""
+        self._check_index(index)
+        with self._lock:
+            for oid in updates:
+                self.object(oid)
+            labels = self._checked(labels)
+            rows = dict(self._object_rows(index))
+            for oid, prov in updates.items():
+                if prov.state == FrameState.EMPTY:
+                    rows.pop(oid, None)
+                else:
+                    rows[oid] = prov
+            objects = tuple(sorted(rows.items()))
+            if not objects:
+                if not labels.is_empty():
+                    raise ValueError(f"frame {index}: labels need an object with a state")
+                self.restore(index, StoredFrame())
+                return
+            state, conf, src = summarize(p for _, p in objects)
+            meta = StoredFrame(state=state, confidence=conf, source=src, objects=objects)
+            self._write_frame(index, labels, meta)
+
+    def set_object_states(self, indices: Iterable[int], object_id: int, state: FrameState) -> None:
+        """Change only the state of ``object_id`` on the given frames (labels, confidences and
+        sources untouched); frames where the object has no state (EMPTY) are left alone."""
+        if state == FrameState.EMPTY:
+            raise ValueError("set_object_states cannot clear; use set_labels")
         idx = sorted(set(int(i) for i in indices))
-        if not idx:
-            return
         for i in idx:
             self._check_index(i)
         with self._lock:
+            self.object(object_id)
+            meta = self._meta.objects.get(object_id)
+            if meta is None or not idx:
+                return
+            idx = [i for i in idx if meta.states[i]]
             self._db.executemany(
-                "UPDATE frames SET state=? WHERE idx=?", [(int(state), i) for i in idx]
+                "UPDATE object_frames SET state=? WHERE idx=? AND object=?",
+                [(int(state), i, object_id) for i in idx],
             )
-            self._meta.states[idx] = int(state)
+            meta.states[idx] = int(state)
+            self._update_summaries(idx)
             self._modified = True
 
     def restore(self, index: int, frame: StoredFrame) -> None:
-        """Put back a frame exactly as returned by :meth:`stored` (no validation)."""
+        """Put back a frame exactly as returned by :meth:`stored` (no validation; provenance of
+        objects that no longer exist is skipped)."""
         self._check_index(index)
         with self._lock:
+            self._db.execute("DELETE FROM object_frames WHERE idx=?", (index,))
             if frame.state == FrameState.EMPTY:
                 self._db.execute("DELETE FROM frames WHERE idx=?", (index,))
             else:
@@ -804,6 +1055,25 @@ class Project:
                         frame.mask_png,
                     ),
                 )
+            for meta in self._meta.objects.values():
+                meta.put(index, ObjectProvenance(FrameState.EMPTY))
+            rows = [(oid, p) for oid, p in frame.objects if oid in self._objects]
+            if frame.state != FrameState.EMPTY:
+                self._db.executemany(
+                    "INSERT INTO object_frames VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            index,
+                            oid,
+                            int(p.state),
+                            None if math.isnan(p.confidence) else p.confidence,
+                            p.source,
+                        )
+                        for oid, p in rows
+                    ],
+                )
+                for oid, p in rows:
+                    self._object_meta(oid).put(index, p)
             self._set_meta_row(index, frame.state, frame.confidence, frame.source, frame.ids)
             self._cache.pop(index, None)
             self._modified = True
@@ -962,6 +1232,43 @@ class Project:
         kps = {k: np.asarray(v, np.float32).copy() for k, v in labels.keypoints.items()}
         self._remember(index, self._complete(full, kps))
 
+    def _checked(self, labels: FrameLabels) -> FrameLabels:
+        """Validate labels for this project (MaskError) -> labels with a checked mask."""
+        mask = labels.mask
+        if mask is not None:
+            mask = check_mask(mask, (self.height, self.width), self.mask_object_ids())
+        check_keypoints(labels.keypoints, self._objects)
+        return FrameLabels(mask, labels.keypoints)
+
+    def _object_meta(self, object_id: int) -> _ObjectMeta:
+        meta = self._meta.objects.get(object_id)
+        if meta is None:
+            meta = self._meta.objects[object_id] = _ObjectMeta.empty(self.num_frames)
+        return meta
+
+    def _object_rows(self, index: int) -> tuple[tuple[int, ObjectProvenance], ...]:
+        """Sorted ``(object id, provenance)`` of the objects with a state on frame ``index``."""
+        return tuple(
+            (oid, meta.get(index))
+            for oid, meta in sorted(self._meta.objects.items())
+            if meta.states[index]
+        )
+
+    def _update_summaries(self, indices: Iterable[int]) -> None:
+        """Recompute (RAM and db) the summary of frames whose object provenance changed; a frame
+        left without any object provenance keeps its summary."""
+        updates = []
+        for t in indices:
+            rows = self._object_rows(t)
+            if not rows:
+                continue
+            state, conf, src = summarize(p for _, p in rows)
+            self._set_meta_row(t, state, conf, src, self._meta.ids[t])
+            updates.append((int(state), None if math.isnan(conf) else conf, src, t))
+        self._db.executemany(
+            "UPDATE frames SET state=?, confidence=?, source=? WHERE idx=?", updates
+        )
+
     def _set_meta_row(
         self, index: int, state: FrameState, conf: float, source: int | None, ids: tuple[int, ...]
     ) -> None:
@@ -1015,6 +1322,40 @@ def _close_scratch(db: sqlite3.Connection, scratch_dir: Path) -> None:
     with contextlib.suppress(sqlite3.Error):
         db.close()
     shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def migrate_v1(db: sqlite3.Connection, objects: Mapping[int, ObjectSpec], path: Path) -> None:
+    """IN PLACE: turn a schema-1 database into schema 2 (see the module doc for the rule).
+
+    Adds the ``object_frames`` table, infers each object's provenance from the frame's state, its
+    labels and those of the frame it was propagated from, and sets ``schema_version`` to 2. Labels
+    and the frame columns are untouched. Raises ProjectError naming ``path`` for a frame whose
+    keypoints JSON cannot be read.
+    """
+    present: dict[int, set[int]] = {}
+    rows = db.execute(
+        "SELECT idx, state, confidence, source, ids, keypoints FROM frames"
+    ).fetchall()
+    for idx, _state, _conf, _src, ids_text, kp_text in rows:
+        try:
+            placed = {
+                k for k, v in decode_keypoints(kp_text).items() if np.isfinite(v[:, :2]).any()
+            }
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProjectError(f"frame {idx} has malformed keypoints ({exc})", path) from exc
+        present[idx] = ({int(i) for i in json.loads(ids_text)} | placed) & set(objects)
+    inserts: list[tuple[int, int, int, float | None, int | None]] = []
+    for idx, state, conf, src, _ids, _kps in rows:
+        owners = set(present[idx])
+        if state in (FrameState.PROPAGATED, FrameState.STALE) and src is not None:
+            owners |= present.get(src, set())
+        if state == FrameState.PAINTED:
+            conf, src = None, None
+        for oid in sorted(owners or objects):
+            inserts.append((idx, oid, int(state), conf, src))
+    db.execute(_OBJECT_FRAMES_SQL)
+    db.executemany("INSERT INTO object_frames VALUES (?, ?, ?, ?, ?)", inserts)
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
 
 def _read_meta(path: Path) -> tuple[ProjectInfo, tuple[ObjectSpec, ...]]:

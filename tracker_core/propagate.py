@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tracker_core.confidence import object_confidences
 from tracker_core.encoder import Encoder, grid_size
 from tracker_core.errors import FrameDamaged
 from tracker_core.labels import FrameLabels
@@ -67,6 +68,8 @@ class PropagatedFrame:
     confidence: float
     seconds: float = 0.0
     soft: torch.Tensor | None = field(default=None, repr=False)  # (K, h, w) grid labels
+    # per object id (nan where the object has no measure); objects left out take ``confidence``
+    object_confidence: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -370,29 +373,10 @@ def local_affinity_copy(
 
 
 def mask_confidence(soft_mask: torch.Tensor, start_area: torch.Tensor | None = None) -> float:
-    """Confidence of a mask prediction in [0, 1] (higher = surer).
-
-    soft_mask: (K, h, w) soft labels (channel 0 = background); start_area: (K-1,) per-object
-    area (in cells) on the frame propagation started from. The score is the sharpness of the
-    labels near any object (mean of ``2 * (top probability - 0.5)`` where an object's probability
-    exceeds 0.05), times a penalty for every object that shrank below a quarter of its start
-    area (``area / (0.25 * start_area)``): a vanishing object is the classic silent failure.
-    1.0 when no object is present anywhere and none was at the start.
-    """
-    if soft_mask.shape[0] < 2:
-        return 1.0
-    area = soft_mask[1:].flatten(1).sum(dim=1)
-    penalty = 1.0
-    if start_area is not None:
-        present = start_area > 0.5
-        if bool(present.any()):
-            ratio = (area[present] / (0.25 * start_area[present])).clamp(max=1.0)
-            penalty = float(ratio.min())
-    near = soft_mask[1:].max(dim=0).values > 0.05
-    if not bool(near.any()):
-        return 1.0 * penalty
-    top = soft_mask.max(dim=0).values
-    return float(((top[near] - 0.5).clamp(min=0) * 2).mean()) * penalty
+    """Frame confidence in [0, 1]: the lowest of :func:`~tracker_core.confidence.object_confidences`
+    (see there); 1.0 without mask objects. soft_mask: (K, h, w); start_area: (K-1,) or None."""
+    scores = object_confidences(soft_mask, start_area)
+    return float(scores.min()) if len(scores) else 1.0
 
 
 def layout_for(
@@ -516,5 +500,10 @@ def propagate(
             seen = sharp.flatten(1).amax(dim=1) > 0
             feedback[m:][seen] = sharp[seen]
         recent.append(reference(feats, feedback, cfg.radius))
-        conf = mask_confidence(soft[: layout.num_mask_channels], start_area)
-        yield PropagatedFrame(idx, labels, conf, time.perf_counter() - t0, soft)
+        scores = object_confidences(soft[: layout.num_mask_channels], start_area).tolist()
+        per_object = {
+            **dict(zip(layout.mask_ids, scores)),
+            **{o: math.nan for o, _ in layout.keypoints},
+        }
+        conf = min(scores) if scores else 1.0
+        yield PropagatedFrame(idx, labels, conf, time.perf_counter() - t0, soft, per_object)

@@ -17,11 +17,17 @@ Commands (each successful one is one undo step and emits one event):
   (``add_object``, ``remove_object``, ``rename_object``, ``recolor_object``).
 * An edit that leaves the labels unchanged is a no-op (no undo step, no event, no state change).
 
-Provenance rule (see :func:`frames_made_stale`): a user edit on frame ``t`` makes ``t`` PAINTED (a
-keyframe) and turns STALE every PROPAGATED frame whose propagation run passed through ``t``: a
-frame ``f`` propagated from keyframe ``s`` is stale when ``s <= t < f`` (forward run) or
-``f < t <= s`` (backward run). Other propagated frames stay PROPAGATED (the propagator also used
-other keyframes as long-term memory; that weaker dependency is deliberately ignored).
+Provenance is per object (see :class:`~tracker_core.project.ObjectProvenance`): a frame can be
+a keyframe of one object and propagated for another. A user edit on frame ``t`` makes ``t`` a
+keyframe (PAINTED) of the object(s) it edits (the brush / polygon / fill / keypoint object; for
+:meth:`Session.set_mask` the mask objects whose pixels change), and for every object whose labels
+on ``t`` changed it turns STALE that object's PROPAGATED frames whose propagation run passed
+through ``t`` (:func:`frames_made_stale` on the object's own states and sources: a frame ``f``
+propagated from the object's keyframe ``s`` is stale when ``s <= t < f`` (forward run) or
+``f < t <= s`` (backward run)). Other objects' frames are untouched, and so are propagated frames
+that only used the edited frame as long-term memory (that weaker dependency is deliberately
+ignored). Painting one object over another's propagated pixels changes that other object's labels
+too, so its later frames go stale as well (its state on ``t`` stays what it was).
 
 Undo/redo is a model-side bounded stack of sparse diffs: a step stores, for the frames it changed,
 only their previous encoded content (:class:`~tracker_core.project.StoredFrame`, PNG-compressed)
@@ -30,12 +36,18 @@ objects changed. Undoing swaps the stored side with the current one, which becom
 The stack is bounded by :class:`HistoryLimits` (steps and bytes; oldest steps are dropped).
 
 Propagation: :meth:`Session.propagation_job` returns a :class:`PropagationJob`; iterating it yields
-:class:`PropagationProgress` and writes each frame into the project as soon as it is computed
-(state PROPAGATED, its confidence, ``source=start``). It never overwrites a PAINTED frame: it stops
-before the next keyframe in its direction (or the video end), and also stops early when the user
-paints a frame ahead of it while it runs. ``job.cancel()`` (from any thread) or ``job.close()``
-stop it and keep what is done. The whole run — even a cancelled one — is one undo step; it is on
-the stack from its first frame, and can only be undone once the job has finished.
+:class:`PropagationProgress` and writes each frame into the project as soon as it is computed. The
+run propagates every object that has a state on the start frame, each up to (not including) ITS
+OWN next keyframe in the run's direction (or the video end), so one object's keyframe never stops
+another: the run lasts until the last object stops. On each frame only the objects still running
+are written (state PROPAGATED, their confidence, ``source`` = the object's keyframe the run derives
+from); the other objects' labels there are kept, and a propagated mask object only takes pixels
+that are background or its own (:func:`merge_labels`). An object also stops early when the user
+paints it on a frame ahead of the run while it runs. The references (long-term memory) are the
+keyframes of the running objects on which every running object has labels, restricted to those
+objects (:func:`restrict_labels`). ``job.cancel()`` (from any thread) or ``job.close()`` stop it and
+keep what is done. The whole run — even a cancelled one — is one undo step; it is on the stack
+from its first frame, and can only be undone once the job has finished.
 
 Threads: a worker thread may iterate a job while the GUI thread reads the project
 (``Session.labels``, ``project.states()`` ...) and issues edits; all mutations run under one
@@ -59,16 +71,16 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from tracker_core.confidence import DEFAULT_UNCERTAIN_THRESHOLD, uncertain_frames, uncertain_mask
 from tracker_core.encoder import Encoder, load_encoder
 from tracker_core.errors import MaskError
 from tracker_core.labels import FrameLabels, ObjectKind, ObjectSpec
 from tracker_core.masks import davis_palette
-from tracker_core.project import FrameState, Project, StoredFrame
+from tracker_core.project import FrameState, ObjectProvenance, Project, StoredFrame
 from tracker_core.propagate import PropagatedFrame, PropagationConfig, propagate
 
 Direction = Literal["forward", "backward", "both"]
 EventKind = Literal["edit", "stroke", "objects", "view", "propagate", "undo", "redo"]
-DEFAULT_UNCERTAIN_THRESHOLD = 0.5
 _SUBPIXEL_SHIFT = 4  # cv2 drawing with 1/16-pixel coordinates
 
 
@@ -130,7 +142,7 @@ class _Step:
 
     label: str
     frames: dict[int, StoredFrame] = field(default_factory=dict)
-    states: dict[int, FrameState] = field(default_factory=dict)
+    states: dict[tuple[int, int], FrameState] = field(default_factory=dict)  # (frame, object)
     objects: tuple[ObjectSpec, ...] | None = None
     open: bool = False  # a running propagation job still adds frames to it
     pushed: bool = False  # (jobs) already on the undo stack
@@ -266,26 +278,83 @@ def labels_equal(a: FrameLabels, b: FrameLabels) -> bool:
     return all(np.array_equal(a.keypoints[k], b.keypoints[k], equal_nan=True) for k in a.keypoints)
 
 
+def changed_objects(a: FrameLabels, b: FrameLabels, objects: Iterable[ObjectSpec]) -> set[int]:
+    """Ids of the objects whose own labels differ between ``a`` and ``b`` (mask pixels of the
+    id, or keypoint rows, nan == nan)."""
+    out: set[int] = set()
+    for spec in objects:
+        if spec.kind == "mask":
+            ma = a.mask == spec.id if a.mask is not None else None
+            mb = b.mask == spec.id if b.mask is not None else None
+            if (ma is None) != (mb is None) or (ma is not None and not np.array_equal(ma, mb)):
+                out.add(spec.id)
+        else:
+            ka, kb = a.keypoints.get(spec.id), b.keypoints.get(spec.id)
+            if (ka is None) != (kb is None) or (
+                ka is not None and not np.array_equal(ka, kb, equal_nan=True)
+            ):
+                out.add(spec.id)
+    return out
+
+
+def restrict_labels(labels: FrameLabels, objects: Iterable[int]) -> FrameLabels:
+    """The labels of ``objects`` only: other ids' mask pixels become background (0) and other
+    keypoint objects are dropped. ``(H, W) uint8`` mask in, same shape out."""
+    keep = set(objects)
+    mask = labels.mask
+    if mask is not None:
+        lut = np.zeros(256, np.uint8)
+        ids = [i for i in keep if 1 <= i <= 255]
+        lut[ids] = ids
+        mask = lut[mask]
+    return FrameLabels(mask, {k: v for k, v in labels.keypoints.items() if k in keep})
+
+
+def merge_labels(current: FrameLabels, result: FrameLabels, written: Iterable[int]) -> FrameLabels:
+    """A frame's labels after a propagation run rewrites the objects in ``written`` only.
+
+    Mask: the written objects' old pixels are cleared, then each pixel the result gives to a
+    written object takes it when it is now background, so other objects' pixels (a keyframe of
+    another object, or another run's output) are never overwritten. Keypoints: written keypoint
+    objects take the result's points (unplaced when the result has none); others are kept.
+    ``current.mask`` and ``result.mask``: ``(H, W) uint8`` or None.
+    """
+    w = sorted(set(written))
+    mask = current.mask
+    if mask is not None:
+        out = np.array(mask, np.uint8)
+        out[np.isin(out, w)] = 0
+        if result.mask is not None:
+            take = (out == 0) & np.isin(result.mask, w)
+            out[take] = result.mask[take]
+        mask = out
+    kps = {k: v for k, v in current.keypoints.items() if k not in w}
+    kps.update({k: v for k, v in result.keypoints.items() if k in w})
+    return FrameLabels(mask, kps)
+
+
 def next_uncertain(
     states: np.ndarray, confidences: np.ndarray, after: int, threshold: float
 ) -> int | None:
-    """First PROPAGATED frame after ``after`` whose confidence is below ``threshold``."""
-    idx = np.flatnonzero((states == FrameState.PROPAGATED) & (confidences < threshold))
+    """First frame after ``after`` that :func:`~tracker_core.confidence.uncertain_mask` marks."""
+    idx = np.flatnonzero(uncertain_mask(states, confidences, threshold))
     later = idx[idx > after]
     return int(later[0]) if later.size else None
 
 
 class _LazyReferences(Mapping[int, FrameLabels]):
-    """Keyframe labels read from the project on access (keeps memory bounded)."""
+    """Keyframe labels read from the project on access (keeps memory bounded), restricted to
+    ``objects`` (:func:`restrict_labels`)."""
 
-    def __init__(self, project: Project, keys: Iterable[int]) -> None:
+    def __init__(self, project: Project, keys: Iterable[int], objects: Iterable[int]) -> None:
         self._project = project
         self._keys = tuple(sorted(set(keys)))
+        self._objects = tuple(objects)
 
     def __getitem__(self, key: int) -> FrameLabels:
         if key not in self._keys:
             raise KeyError(key)
-        return self._project.labels(key)
+        return restrict_labels(self._project.labels(key), self._objects)
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -432,7 +501,9 @@ class Session:
             raise RuntimeError("no brush stroke in progress")
         self._stroke = None
         label = "Erase" if stroke.erase else "Paint"
-        changed = self._edit_frame(stroke.frame, label, lambda lab: replace(lab, mask=stroke.mask))
+        changed = self._edit_frame(
+            stroke.frame, label, lambda lab: replace(lab, mask=stroke.mask), (stroke.object_id,)
+        )
         if not changed:
             self._emit(ChangeEvent("stroke", frames=(stroke.frame,), history_changed=False))
         return changed
@@ -483,7 +554,8 @@ class Session:
             paint_footprint(mask, everywhere, foot, object_id, erase)
             return replace(lab, mask=mask)
 
-        return self._edit_frame(frame, "Erase polygon" if erase else "Fill polygon", change)
+        label = "Erase polygon" if erase else "Fill polygon"
+        return self._edit_frame(frame, label, change, (object_id,))
 
     def fill_holes(self, frame: int, object_id: int) -> bool:
         """Fill the background holes enclosed by ``object_id`` on ``frame``."""
@@ -492,14 +564,30 @@ class Session:
             frame,
             "Fill holes",
             lambda lab: replace(lab, mask=fill_object_holes(lab.mask, object_id)),
+            (object_id,),
         )
 
-    def set_mask(self, frame: int, mask: np.ndarray, label: str = "Set mask") -> bool:
-        """Replace the whole mask of ``frame`` (MaskError for wrong size/dtype/unknown ids);
+    def set_mask(
+        self,
+        frame: int,
+        mask: np.ndarray,
+        label: str = "Set mask",
+        objects: Iterable[int] | None = None,
+    ) -> bool:
+        """Replace the whole mask of ``frame`` (MaskError for wrong size/dtype/unknown ids); the
+        frame becomes a keyframe of ``objects`` (default: the mask objects whose pixels change).
         ``label`` names the undo step (tools: "Smart select", "Fill hole")."""
         if not self._project.mask_object_ids():
             raise MaskError("the project has no mask objects; add one before setting a mask")
-        return self._edit_frame(frame, label, lambda lab: replace(lab, mask=mask))
+        if objects is None:
+            current = self._project.labels(frame)
+            specs = [o for o in self._project.objects if o.kind == "mask"]
+            targets = tuple(sorted(changed_objects(current, FrameLabels(mask), specs)))
+        else:
+            targets = tuple(objects)
+        for oid in targets:
+            self._require_mask_object(oid)
+        return self._edit_frame(frame, label, lambda lab: replace(lab, mask=mask), targets)
 
     def set_keypoint(
         self,
@@ -534,25 +622,38 @@ class Session:
         return self._edit_point(frame, object_id, point_index, "Keypoint visibility", update)
 
     def clear_frame(self, frame: int) -> bool:
-        """Remove every label of ``frame`` (state EMPTY); frames propagated through it go stale."""
+        """Remove every label of ``frame`` (state EMPTY for every object); frames propagated
+        through it go stale (for each object that had a state there)."""
         with self._lock:
             if self._project.state(frame) == FrameState.EMPTY:
                 return False
+            had = [o for o, p in self._project.provenance(frame).items() if p.state]
             before = self._project.stored(frame)
             self._project.set_frame(frame, FrameLabels(), FrameState.EMPTY)
-            stale = self._mark_stale(frame)
+            stale = self._mark_stale(frame, had)
             step = _Step("Clear frame", {frame: before}, stale)
             self._push(step)
-        self._emit(ChangeEvent("edit", frames=tuple(sorted({frame, *stale}))))
+        self._emit(ChangeEvent("edit", frames=tuple(sorted({frame, *(t for t, _ in stale)}))))
         return True
 
-    def make_keyframe(self, frame: int) -> bool:
-        """Accept a PROPAGATED/STALE frame's labels as a keyframe (labels unchanged)."""
+    def make_keyframe(self, frame: int, object_id: int | None = None) -> bool:
+        """Accept a frame's PROPAGATED/STALE labels as a keyframe (labels unchanged) of
+        ``object_id``, or of every object propagated or stale there (None)."""
         with self._lock:
-            if self._project.state(frame) not in (FrameState.PROPAGATED, FrameState.STALE):
+            prov = self._project.provenance(frame)
+            targets = [
+                o
+                for o, p in prov.items()
+                if p.state in (FrameState.PROPAGATED, FrameState.STALE)
+                and (object_id is None or o == object_id)
+            ]
+            if not targets:
                 return False
             before = self._project.stored(frame)
-            self._project.set_frame(frame, self._project.labels(frame), FrameState.PAINTED)
+            painted = ObjectProvenance(FrameState.PAINTED)
+            self._project.set_labels(
+                frame, self._project.labels(frame), {o: painted for o in targets}
+            )
             self._push(_Step("Make keyframe", {frame: before}))
         self._emit(ChangeEvent("edit", frames=(frame,)))
         return True
@@ -587,7 +688,7 @@ class Session:
         with self._lock:
             spec = self._project.object(object_id)
             before_objects = self._project.objects
-            touched = self._project.frames_with_object(object_id)
+            touched = self._project.frames_touching_object(object_id)
             before = {t: self._project.stored(t) for t in touched}
             self._project.remove_object(object_id)
             self._hidden.discard(object_id)
@@ -687,9 +788,10 @@ class Session:
         encoder: Encoder | None = None,
         config: PropagationConfig | None = None,
     ) -> PropagationJob:
-        """A job propagating the labels of ``start`` in ``direction`` up to (not including) the
-        next keyframe or the video end. ``start`` must hold labels (any non-EMPTY state); all
-        keyframes are passed as references. ValueError for a bad start/direction or no video.
+        """A job propagating the objects that have a state on ``start`` in ``direction``, each up
+        to (not including) its own next keyframe or the video end (see the module doc; the
+        references are the keyframes every such object has labels on). ``start`` must hold
+        labels (any non-EMPTY state). ValueError for a bad start/direction or no video.
         Damaged frames (the video raises FrameDamaged) are passed over and left as they are,
         like ``trackpaint propagate --skip-damaged``; a damaged ``start`` fails the job."""
         if self._video is None:
@@ -703,14 +805,17 @@ class Session:
         return PropagationJob(self, start, steps, encoder, config)
 
     def next_uncertain_frame(
-        self, after: int, threshold: float = DEFAULT_UNCERTAIN_THRESHOLD
+        self,
+        after: int,
+        threshold: float = DEFAULT_UNCERTAIN_THRESHOLD,
+        object_id: int | None = None,
     ) -> int | None:
-        """The first PROPAGATED frame after ``after`` whose confidence is below ``threshold``
-        (the frames most worth checking); None when there is none."""
+        """The first frame after ``after`` that :func:`~tracker_core.confidence.uncertain_frames`
+        marks (the frames most worth checking); None when there is none."""
         with self._lock:
-            states = self._project.states()
-            conf = self._project.confidences()
-        return next_uncertain(states, conf, after, threshold)
+            idx = uncertain_frames(self._project, threshold, object_id)
+        later = idx[idx > after]
+        return int(later[0]) if later.size else None
 
     # ---- persistence shortcuts --------------------------------------------------------------
 
@@ -745,9 +850,14 @@ class Session:
         return mask.copy()
 
     def _edit_frame(
-        self, frame: int, label: str, change: Callable[[FrameLabels], FrameLabels]
+        self,
+        frame: int,
+        label: str,
+        change: Callable[[FrameLabels], FrameLabels],
+        targets: Iterable[int],
     ) -> bool:
-        """Apply ``change`` to the frame's labels; make it PAINTED, stale-mark, record a step."""
+        """Apply ``change`` to the frame's labels; make it a keyframe of ``targets``, stale-mark
+        the frames propagated through it of every object whose labels changed, record a step."""
         with self._lock:
             if self._stroke is not None and self._stroke.frame == frame:
                 raise RuntimeError("finish the brush stroke on this frame first")
@@ -755,11 +865,14 @@ class Session:
             new = change(current)
             if labels_equal(new, current):
                 return False
+            targets = tuple(targets)
+            changed = changed_objects(current, new, self._project.objects) | set(targets)
             before = self._project.stored(frame)
-            self._project.set_frame(frame, new, FrameState.PAINTED)
-            stale = self._mark_stale(frame)
+            painted = ObjectProvenance(FrameState.PAINTED)
+            self._project.set_labels(frame, new, {o: painted for o in targets})
+            stale = self._mark_stale(frame, changed)
             self._push(_Step(label, {frame: before}, stale))
-        self._emit(ChangeEvent("edit", frames=tuple(sorted({frame, *stale}))))
+        self._emit(ChangeEvent("edit", frames=tuple(sorted({frame, *(t for t, _ in stale)}))))
         return True
 
     def _edit_point(
@@ -781,13 +894,19 @@ class Session:
             pts[point_index] = update(pts[point_index])
             return replace(lab, keypoints={**lab.keypoints, object_id: pts})
 
-        return self._edit_frame(frame, label, change)
+        return self._edit_frame(frame, label, change, (object_id,))
 
-    def _mark_stale(self, edited: int) -> dict[int, FrameState]:
-        """Mark frames propagated through ``edited`` STALE; return their previous states."""
-        stale = frames_made_stale(self._project.states(), self._project.sources(), edited)
-        self._project.set_states(stale.tolist(), FrameState.STALE)
-        return {int(t): FrameState.PROPAGATED for t in stale}
+    def _mark_stale(self, edited: int, objects: Iterable[int]) -> dict[tuple[int, int], FrameState]:
+        """Mark STALE each object's frames propagated through ``edited``; return their previous
+        states keyed ``(frame, object)``."""
+        out: dict[tuple[int, int], FrameState] = {}
+        project = self._project
+        for oid in sorted(set(objects)):
+            states, sources = project.object_states(oid), project.object_sources(oid)
+            stale = frames_made_stale(states, sources, edited).tolist()
+            project.set_object_states(stale, oid, FrameState.STALE)
+            out.update({(int(t), oid): FrameState.PROPAGATED for t in stale})
+        return out
 
     def _update_object(self, object_id: int, label: str, **changes: object) -> None:
         with self._lock:
@@ -818,10 +937,12 @@ class Session:
     def _swap(self, step: _Step) -> _Step:
         """Apply a step's stored side; return the inverse step (the side it replaced)."""
         project = self._project
+        known = set(project.mask_object_ids()) | set(project.keypoint_object_ids())
+        current = {o: project.object_states(o) for o in {o for _, o in step.states} & known}
         inverse = _Step(
             step.label,
             frames={t: project.stored(t) for t in step.frames},
-            states={t: project.state(t) for t in step.states},
+            states={(t, o): FrameState(int(current[o][t])) for t, o in step.states if o in current},
             objects=project.objects if step.objects is not None else None,
         )
         if step.objects is not None:
@@ -829,45 +950,87 @@ class Session:
             self._hidden &= {o.id for o in step.objects}
         for t, stored in step.frames.items():
             project.restore(t, stored)
-        for state in set(step.states.values()):
-            project.set_states([t for t, s in step.states.items() if s == state], state)
+        groups: dict[tuple[int, FrameState], list[int]] = {}
+        for (t, oid), state in step.states.items():
+            groups.setdefault((oid, state), []).append(t)
+        known = set(project.mask_object_ids()) | set(project.keypoint_object_ids())
+        for (oid, state), frames in groups.items():
+            if oid in known and state != FrameState.EMPTY:
+                project.set_object_states(frames, oid, state)
         return inverse
 
     @staticmethod
     def _swap_event(kind: EventKind, step: _Step) -> ChangeEvent:
-        frames = tuple(sorted({*step.frames, *step.states}))
+        frames = tuple(sorted({*step.frames, *(t for t, _ in step.states)}))
         return ChangeEvent(kind, frames=frames, objects_changed=step.objects is not None)
 
     # ---- used by PropagationJob -------------------------------------------------------------
 
-    def _run_origin(self, start: int, step: int) -> int:
-        """The keyframe a run from ``start`` in direction ``step`` derives from: ``start`` itself
-        when it is a keyframe, else the keyframe ``start`` was propagated from in that same
-        direction (so resuming after a cancel keeps the stale rule exact)."""
-        project = self._project
-        source = project.source(start)
-        if project.state(start) == FrameState.PAINTED or source is None:
+    def _run_objects(self, start: int) -> tuple[int, ...]:
+        """The objects a run from ``start`` propagates: those with a state on ``start``."""
+        return tuple(o for o, p in self._project.provenance(start).items() if p.state)
+
+    def _run_origin(self, start: int, step: int, object_id: int) -> int:
+        """The keyframe of ``object_id`` a run from ``start`` in direction ``step`` derives from:
+        ``start`` itself when it is a keyframe of the object, else the keyframe the object was
+        propagated from on ``start`` in that same direction (so resuming after a cancel keeps the
+        stale rule exact)."""
+        prov = self._project.provenance(start)[object_id]
+        if prov.state == FrameState.PAINTED or prov.source is None:
             return start
-        return source if (source - start) * step < 0 else start
+        return prov.source if (prov.source - start) * step < 0 else start
+
+    def _run_references(
+        self, start: int, start_labels: FrameLabels, objects: Sequence[int]
+    ) -> _StartedReferences:
+        """Long-term memory of a run: the start frame and every keyframe of a running object on
+        which all running objects have a state (so no reference claims an object is absent
+        where it is merely unlabelled), restricted to the running objects."""
+        project = self._project
+        states = np.stack([project.object_states(o) for o in objects])  # (R, N)
+        keys = np.flatnonzero(
+            (states == FrameState.PAINTED).any(axis=0) & (states != FrameState.EMPTY).all(axis=0)
+        )
+        return _StartedReferences(project, keys.tolist(), start, start_labels, objects)
 
     def _job_write(
-        self, step: _Step, start: int, origin: int, result: PropagatedFrame, prev: int
+        self,
+        step: _Step,
+        start: int,
+        direction: int,
+        running: dict[int, tuple[int, int]],
+        result: PropagatedFrame,
+        prev: int,
     ) -> bool:
-        """Store one propagated frame unless it became PAINTED; False means stop this run.
-        The frame is written STALE when the frame it was derived from is no longer this run's
-        output (the user edited it meanwhile)."""
+        """Store one propagated frame for the objects still running; False means none is left.
+
+        ``running`` maps object id -> (its exclusive stop, its origin keyframe) and loses the
+        objects that reach their stop, became a keyframe on this frame meanwhile, or were
+        deleted. An object's frame is written STALE when the frame it was derived from is no
+        longer this run's output for it (the user edited it meanwhile)."""
         project = self._project
         t = result.index
         with self._lock:
-            if project.state(t) == FrameState.PAINTED:
+            prov = project.provenance(t)
+            for oid, (stop, _origin) in list(running.items()):
+                gone = oid not in prov or prov[oid].state == FrameState.PAINTED
+                if gone or (stop - t) * direction <= 0:
+                    del running[oid]
+            if not running:
                 return False
-            prev_ok = prev == start or (
-                project.state(prev) == FrameState.PROPAGATED and project.source(prev) == origin
-            )
-            labels = self._known_ids_only(result.labels)
+            before = project.provenance(prev) if prev != start else {}
+            updates: dict[int, ObjectProvenance] = {}
+            for oid, (_stop, origin) in running.items():
+                was = before.get(oid)
+                ok = prev == start or (
+                    was is not None and was.state == FrameState.PROPAGATED and was.source == origin
+                )
+                conf = float(result.object_confidence.get(oid, result.confidence))
+                state = FrameState.PROPAGATED if ok else FrameState.STALE
+                updates[oid] = ObjectProvenance(state, conf, origin)
+            labels = merge_labels(project.labels(t), self._known_ids_only(result.labels), running)
             self._record_job_frame(step, t)
-            state = FrameState.PROPAGATED if prev_ok else FrameState.STALE
-            project.set_frame(t, labels, state, confidence=result.confidence, source=origin)
+            project.set_labels(t, labels, updates)
         self._emit(ChangeEvent("propagate", frames=(t,), history_changed=False))
         return True
 
@@ -917,8 +1080,9 @@ class PropagationJob:
     Iterating yields one :class:`PropagationProgress` per frame written. ``cancel()`` may be called
     from any thread and takes effect before the next frame is computed; ``close()`` cancels from
     the iterating side. Frames already written are kept; the run is a single undo step.
-    ``total`` is an upper bound fixed at creation (the run can stop early when the user paints
-    a frame ahead of it).
+    ``objects`` are the objects it propagates; ``stops`` gives, per direction, each object's
+    exclusive stop (its own next keyframe or the video end). ``total`` is an upper bound fixed at
+    creation (the run can stop early when the user paints a frame ahead of it).
     """
 
     def __init__(
@@ -930,12 +1094,20 @@ class PropagationJob:
         config: PropagationConfig,
     ) -> None:
         project = session.project
-        keys = project.keyframes()
+        n = project.num_frames
         self._session = session
         self.start = start
         self._encoder = encoder
         self._config = config
-        self._runs = [(s, propagation_stop(keys, start, s, project.num_frames)) for s in steps]
+        self.objects = session._run_objects(start)
+        keys = {o: project.object_keyframes(o) for o in self.objects}
+        self.stops: list[dict[int, int]] = [
+            {o: propagation_stop(keys[o], start, s, n) for o in self.objects} for s in steps
+        ]
+        self._runs = [
+            (s, (max if s > 0 else min)(stops.values(), default=start + s))
+            for s, stops in zip(steps, self.stops)
+        ]
         self.total = sum(abs(stop - start) - 1 for _, stop in self._runs)
         self._cancel = threading.Event()
         self._step = _Step(f"Propagate from frame {start}", open=True)
@@ -949,7 +1121,8 @@ class PropagationJob:
 
     @property
     def ranges(self) -> list[tuple[int, int]]:
-        """``(start, stop)`` pairs of the runs (stop exclusive), in order."""
+        """``(start, stop)`` pairs of the runs (stop exclusive: where the last object stops),
+        in order."""
         return [(self.start, stop) for _, stop in self._runs]
 
     def cancel(self) -> None:
@@ -982,13 +1155,23 @@ class PropagationJob:
     def _work(self) -> Iterator[PropagationProgress]:
         session, project = self._session, self._session.project
         labels_start = project.labels(self.start)
-        num_kp = {o.id: len(o.keypoint_names) for o in project.objects if o.kind == "keypoints"}
+        objects = self.objects
+        num_kp = {
+            o.id: len(o.keypoint_names)
+            for o in project.objects
+            if o.kind == "keypoints" and o.id in objects
+        }
         encoder = self._encoder or session.encoder
         seconds = 0.0
         try:
-            for step, stop in self._runs:
-                origin = session._run_origin(self.start, step)
-                refs = _StartedReferences(project, project.keyframes(), self.start, labels_start)
+            for (step, stop), stops in zip(self._runs, self.stops):
+                if abs(stop - self.start) <= 1:
+                    continue
+                running = {
+                    o: (o_stop, session._run_origin(self.start, step, o))
+                    for o, o_stop in stops.items()
+                }
+                refs = session._run_references(self.start, labels_start, objects)
                 results = session._propagate_fn(
                     frames=session.video.frame,  # type: ignore[union-attr]
                     start=self.start,
@@ -1006,7 +1189,9 @@ class PropagationJob:
                         if result is None:
                             break
                         seconds += time.perf_counter() - t0
-                        if not session._job_write(self._step, self.start, origin, result, prev):
+                        if not session._job_write(
+                            self._step, self.start, step, running, result, prev
+                        ):
                             break
                         prev = result.index
                         self.done += 1
@@ -1031,11 +1216,17 @@ class _StartedReferences(_LazyReferences):
     """Keyframes read lazily, plus the start frame's labels captured when the job began."""
 
     def __init__(
-        self, project: Project, keys: Iterable[int], start: int, start_labels: FrameLabels
+        self,
+        project: Project,
+        keys: Iterable[int],
+        start: int,
+        start_labels: FrameLabels,
+        objects: Iterable[int],
     ) -> None:
-        super().__init__(project, [*keys, start])
+        objects = tuple(objects)
+        super().__init__(project, [*keys, start], objects)
         self._start = start
-        self._start_labels = start_labels
+        self._start_labels = restrict_labels(start_labels, objects)
 
     def __getitem__(self, key: int) -> FrameLabels:
         if key == self._start:

@@ -148,7 +148,7 @@ def test_next_uncertain_frame_jumps_to_low_confidence(qtbot, clip_window: MainWi
         assert window.doc.frame == 0
         assert "No uncertain" in window.statusBar().currentMessage()
     else:
-        assert window.doc.frame == expected and conf[expected] < 0.5
+        assert window.doc.frame == expected and conf[expected] < window.uncertain_threshold
 
 
 def test_shortcuts_dialog_lists_the_action_table(qtbot, window: MainWindow) -> None:
@@ -212,7 +212,7 @@ def test_play_advances_and_stops_at_the_end(qtbot, clip_window: MainWindow) -> N
     assert not window.navigator.play_timer.isActive()
 
 
-def test_navigating_during_propagation_stops_following(qtbot, make_window, frame_folder) -> None:
+def test_navigating_during_propagation_pauses_following(qtbot, make_window, frame_folder) -> None:
     from tests.gui.helpers import SlowLab, wait_idle
 
     window = make_window(SlowLab())
@@ -223,7 +223,7 @@ def test_navigating_during_propagation_stops_following(qtbot, make_window, frame
     window.propagate("forward")
     qtbot.waitUntil(lambda: window.status.progress.value() >= 1, timeout=30_000)
     window.commands["first_frame"].trigger()
-    assert not window.commands["follow"].isChecked()
+    assert not window.following and window.status.resume_follow.isVisible()
     # painting on the frame shown while the worker runs is allowed and lands as a keyframe
     window.doc.session.paint_stroke(0, 1, [(5, 5)], 2)
     wait_idle(qtbot, window)
@@ -251,7 +251,8 @@ def test_escape_drops_a_polygon_before_cancelling_a_job(qtbot, clip_window: Main
 def test_confidence_plot_marks_uncertain_frames(qtbot, window: MainWindow) -> None:
     plot = window.timeline.plot
     conf = np.array([np.nan, 0.9, 0.4, 0.6, 0.1], np.float32)
-    plot.set_data(conf)
+    plot.set_data(conf, np.array([2, 4]), 0.5)  # the caller's uncertain_frames
     np.testing.assert_array_equal(plot.uncertain_frames(), [2, 4])
+    assert plot.threshold() == 0.5
     _x, y = plot.curve_data()
     np.testing.assert_allclose(y, conf)
