@@ -450,9 +450,19 @@ def remove_created(created: list[Path]) -> None:
 
 
 def _probe_writable(folder: Path) -> None:
-    """Raise ExportError unless a file can be created (and removed) in ``folder``."""
-    probe = folder / f".trackpaint-probe-{unique_suffix()}"
+    """Raise ExportError unless a file can be created in ``folder``. Where the system has
+    ``O_TMPFILE`` (Linux) the probe is an unnamed file, so a kill leaves nothing behind;
+    elsewhere a named probe is created and removed at once."""
     try:
+        unnamed = getattr(os, "O_TMPFILE", 0)
+        if unnamed:
+            try:
+                os.close(os.open(folder, unnamed | os.O_WRONLY, 0o600))
+                return
+            except OSError as exc:  # file system or kernel without O_TMPFILE
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+        probe = folder / f".trackpaint-probe-{unique_suffix()}"
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
     except OSError as exc:
@@ -662,6 +672,8 @@ class StagedFile:
 
 
 def write_error(exc: OSError | TrackpaintError, target: Path, name: str) -> ExportError:
-    """The ExportError for a failed write of ``name`` into the output ``target`` (named as the
-    file will appear, not by its staging path)."""
-    return ExportError(f"cannot write ({reason(exc)})", target / name)
+    """The ExportError for a failed write of ``name`` into the output ``target``, naming the
+    file as it will appear (not by its staging path)."""
+    if isinstance(exc, OSError):
+        return ExportError(f"cannot write ({reason(exc)})", target / name)
+    return ExportError(reason(exc), target / name)

@@ -301,9 +301,7 @@ def test_bad_arguments_are_rejected(tmp_path, objects, frame_hw, kwargs, message
     assert list(tmp_path.iterdir()) == []
 
 
-def test_full_disk_raises_and_keeps_the_old_file(
-    tmp_path, objects, frames, frame_hw, monkeypatch
-):
+def test_full_disk_raises_and_keeps_the_old_file(tmp_path, objects, frames, frame_hw, monkeypatch):
     path = tmp_path / "coco.json"
     _export(path, objects, {}, frame_hw)  # a previous export (an unrelated file is refused)
     old = path.read_bytes()
