@@ -78,7 +78,7 @@ Proof = Callable[[Path], "str | None"]
 
 _LEFTOVER = re.compile(  # after ".<name>." (or "..<name>." for a temp of a temp)
     r"(?:(?P<pid>\d+)-[0-9a-f]{12}|(?P<legacy>[0-9a-f]{32}))\.(?P<kind>partial|old|tmp)"
-    r"(?P<nested>-journal|\.[0-9a-f]{32}\.tmp)?"
+    r"(?P<inner>\.[0-9a-f]{32}\.tmp)?(?:-journal)?"
 )
 _PROBE = re.compile(r"\.trackpaint-probe-\d+-[0-9a-f]{12}")
 
@@ -304,7 +304,7 @@ def _listing(path: Path) -> object:
 
 def _is_dead_leftover(entry: os.DirEntry[str], suffix: str, now: float) -> bool:
     match = _LEFTOVER.fullmatch(suffix)
-    if match is None or (match["nested"] is None and entry.name.startswith("..")):
+    if match is None or (match["inner"] is None and entry.name.startswith("..")):
         return False
     if match["pid"] is not None:
         pid = int(match["pid"])
