@@ -69,7 +69,7 @@ def edit_kills(args: argparse.Namespace) -> list[str]:
             f"final state: project holds edit {last.project_edit}, autosave {last.autosave_edit}, "
             f"DAVIS {last.davis_edit}, COCO {last.coco_edit}; hidden leftovers (temp files, "
             f"staging/old folders, scratch copies) after {args.kills} kills: "
-            f"{last.hidden_leftovers}"
+            f"{last.hidden_leftovers} ({dict(sorted(last.leftover_kinds.items()))})"
         )
     return failures
 

@@ -78,7 +78,7 @@ Proof = Callable[[Path], "str | None"]
 
 _LEFTOVER = re.compile(  # after ".<name>." (or "..<name>." for a temp of a temp)
     r"(?:(?P<pid>\d+)-[0-9a-f]{12}|(?P<legacy>[0-9a-f]{32}))\.(?P<kind>partial|old|tmp)"
-    r"(?P<inner>\.[0-9a-f]{32}\.tmp)?(?:-journal)?"
+    r"(?P<inner>\.(?:\d+-[0-9a-f]{12}|[0-9a-f]{32})\.tmp)?(?:-journal)?"
 )
 _PROBE = re.compile(r"\.trackpaint-probe-\d+-[0-9a-f]{12}")
 

@@ -45,7 +45,6 @@ import sqlite3
 import tempfile
 import threading
 import types
-import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,6 +58,7 @@ from tracker_core.durable import fsync_dir, process_alive
 from tracker_core.errors import MaskError, ProjectError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import validate_mask
+from tracker_core.outputs import clean_stale, unique_suffix
 
 SCHEMA_VERSION = 1
 FILE_FORMAT = "trackpaint-project"
@@ -792,9 +792,12 @@ class Project:
             return auto
 
     def _write_atomic(self, target: Path) -> None:
-        """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync."""
+        """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync.
+        The temp file is named ``.<name>.<pid>-<random>.tmp`` so that a later write of the same
+        target removes the ones of killed processes (:func:`tracker_core.outputs.clean_stale`)."""
         directory = target.parent
-        tmp = directory / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        clean_stale(target)
+        tmp = directory / f".{target.name}.{unique_suffix()}.tmp"
         try:  # O_EXCL with mode 0o666 so the saved file gets the user's umask (mkstemp: 0o600)
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as exc:

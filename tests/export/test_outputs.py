@@ -221,6 +221,7 @@ def test_clean_stale_removes_only_dead_runs_leftovers_of_this_target(tmp_path: P
         f".out.{dead}-0123456789ab.tmp-journal": True,
         f"..out.{dead}-0123456789ab.tmp.{'d' * 32}.tmp": True,  # Project.save's own temp
         f"..out.{dead}-0123456789ab.tmp.{'d' * 32}.tmp-journal": True,  # and its journal
+        f"..out.{dead}-0123456789ab.tmp.{dead}-0123456789ab.tmp": True,  # the same, named by pid
         f".out.{'a' * 32}.partial": True,  # Trackpaint 0.1.0, untouched for an hour
         f".out.{'b' * 32}.tmp": False,  # Trackpaint 0.1.0, recent: may still be running
         f".out.{alive}-0123456789ab.partial": False,  # a running process

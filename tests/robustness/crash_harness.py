@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +139,7 @@ class CrashCheck:
     davis_edit: int | None = None
     coco_edit: int | None = None
     hidden_leftovers: int = 0
+    leftover_kinds: Counter[str] = field(default_factory=Counter)  # "partial", "tmp", "scratch"
 
 
 def _read_log(workdir: Path) -> list[tuple[str, int]]:
@@ -281,8 +283,11 @@ def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
         listing = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
         result.problems.append(f"log tail: {tail}")
         result.problems.append(f"files: {[f for f in listing if not f.startswith('scratch')]}")
-    hidden = list(workdir.rglob(".*"))
-    result.hidden_leftovers = len(hidden) + sum(1 for _ in scratch.glob("trackpaint-*"))
+    hidden = [p for p in workdir.rglob(".*") if p.name != ".trackpaint-output.json"]
+    for path in hidden:
+        result.leftover_kinds[path.name.rsplit(".", 1)[-1]] += 1
+    result.leftover_kinds["scratch"] = sum(1 for _ in scratch.glob("trackpaint-*"))
+    result.hidden_leftovers = sum(result.leftover_kinds.values())
     return result
 
 
