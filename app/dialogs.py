@@ -32,8 +32,8 @@ from app.actions import MOUSE_HELP, shortcut_rows
 from app.document import Document
 from app.errors import show_error
 from app.jobs import Cancelled, Job, JobRunner, Report
-from tracker_core.export import export_coco, export_davis, frame_file_names
-from tracker_core.project import FrameState, Project
+from tracker_core.export import FORMATS, ExportResult, describe_exports, export_project
+from tracker_core.project import Project
 
 
 class ShortcutsDialog(QDialog):
@@ -65,13 +65,18 @@ class ShortcutsDialog(QDialog):
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """What to export where: DAVIS PNGs under ``out_dir/Annotations/<name>/`` and/or COCO
-    JSON at ``out_dir/<name>.json``."""
+    """What to export where: DAVIS PNGs under ``out_dir/Annotations/<video>/`` and/or COCO
+    JSON at ``out_dir/<video>.json`` (the naming of :func:`tracker_core.export.export_project`)."""
 
     out_dir: Path
     davis: bool = True
     coco: bool = True
     polygons: bool = False
+
+    @property
+    def formats(self) -> list[str]:
+        """The chosen registry format names, in export order."""
+        return [f for f, on in (("davis", self.davis), ("coco", self.coco)) if on]
 
 
 @dataclass(frozen=True)
@@ -81,52 +86,27 @@ class ExportProgress:
     total: int
 
 
-def video_name(project: Project) -> str:
-    path = project.video_path
-    return path.name if path.is_dir() else path.stem
-
-
 def export_work(project: Project, request: ExportRequest):
-    """A work function that runs the requested exports on the worker thread; returns the
-    written paths. Frames without labels are passed as absent (DAVIS writes empty masks)."""
+    """A work function that runs the requested exports on the worker thread through the one
+    entry point :func:`~tracker_core.export.export_project` (every frame of the video is
+    exported, exactly as ``trackpaint export`` does); returns the :class:`ExportResult` list."""
 
-    def work(report: Report, cancelled: Cancelled) -> list[Path]:
-        n, hw = project.num_frames, (project.height, project.width)
-        name = video_name(project)
-        written: list[Path] = []
+    def work(report: Report, cancelled: Cancelled) -> list[ExportResult]:
+        results: list[ExportResult] = []
+        for fmt in request.formats:
+            if cancelled():
+                break
+            label = FORMATS[fmt].label
 
-        def frames():
-            states = project.states()
-            for t in range(n):
-                if states[t] != FrameState.EMPTY:
-                    yield t, project.labels(t)
+            def progress(done: int, total: int, label: str = label) -> None:
+                report(ExportProgress(label, done, total))
 
-        if request.davis and not cancelled():
-            written.append(
-                export_davis(
-                    request.out_dir,
-                    frames(),
-                    n,
-                    hw,
-                    name,
-                    progress=lambda d, tot: report(ExportProgress("DAVIS PNGs", d, tot)),
+            results.append(
+                export_project(
+                    project, fmt, request.out_dir, polygons=request.polygons, progress=progress
                 )
             )
-        if request.coco and not cancelled():
-            written.append(
-                export_coco(
-                    request.out_dir / f"{name}.json",
-                    project.objects,
-                    frames(),
-                    hw,
-                    frame_file_names(project.video_path, n),
-                    n,
-                    polygons=request.polygons,
-                    video_name=name,
-                    progress=lambda d, tot: report(ExportProgress("COCO JSON", d, tot)),
-                )
-            )
-        return written
+        return results
 
     return work
 
@@ -134,7 +114,7 @@ def export_work(project: Project, request: ExportRequest):
 class ExportDialog(QDialog):
     """Pick formats and a folder, export in the background with a progress bar."""
 
-    exported = Signal(list)
+    exported = Signal(list)  # the ExportResult list of a finished export
 
     def __init__(
         self, doc: Document, runner: JobRunner, default_dir: Path, parent: QWidget | None = None
@@ -144,6 +124,7 @@ class ExportDialog(QDialog):
         self._doc = doc
         self._runner = runner
         self.job: Job | None = None
+        self.results: list[ExportResult] = []
         self.written: list[Path] = []
         self.davis_box = QCheckBox("DAVIS indexed PNGs (Annotations/<video>/00000.png …)")
         self.davis_box.setChecked(True)
@@ -218,10 +199,11 @@ class ExportDialog(QDialog):
         self.progress.setValue(progress.done)
         self.status.setText(f"{progress.stage}: {progress.done} / {progress.total}")
 
-    def _on_done(self, written: list[Path]) -> None:
-        self.written = list(written)
-        self.status.setText("Exported: " + "; ".join(str(p) for p in written))
-        self.exported.emit(self.written)
+    def _on_done(self, results: list[ExportResult]) -> None:
+        self.results = list(results)
+        self.written = [r.path for r in results]
+        self.status.setText(describe_exports(self.results))
+        self.exported.emit(self.results)
 
     def _on_failed(self, message: str, _details: str) -> None:
         self.status.setText("Export failed.")

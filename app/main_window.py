@@ -39,6 +39,7 @@ from app.timeline import Timeline
 from tracker_core.confidence import DEFAULT_UNCERTAIN_THRESHOLD
 from tracker_core.encoder import Encoder, LabEncoder, LearnedEncoder, load_encoder
 from tracker_core.errors import TrackpaintError
+from tracker_core.export import describe_exports
 from tracker_core.project import PROJECT_SUFFIX, FrameState
 from tracker_core.recovery import Autosave, RecoveryStore
 from tracker_core.session import ChangeEvent, Direction, PropagationProgress
@@ -700,7 +701,7 @@ class MainWindow(QMainWindow):
             return None
         base = doc.project.path or doc.project.video_path
         dialog = ExportDialog(doc, self.runner, base.parent / f"{base.stem}_export", self)
-        dialog.exported.connect(lambda paths: self._show_message(f"Exported {len(paths)} files"))
+        dialog.exported.connect(lambda results: self._show_message(describe_exports(results)))
         dialog.show()
         return dialog
 

@@ -11,7 +11,6 @@ import dataclasses
 import os
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from tracker_core.encoder import Encoder, load_encoder
 from tracker_core.errors import ExportError, FrameDamaged, MaskError, TrackpaintError
 from tracker_core.labels import FrameLabels
-from tracker_core.masks import load_mask, write_indexed_png
+from tracker_core.masks import load_mask
 from tracker_core.native_log import quiet_native_logging
 from tracker_core.propagate import PropagationConfig, propagate
 from tracker_core.video import VideoSource, summarize_damaged
@@ -73,26 +72,17 @@ def encoder_from_args(args: argparse.Namespace) -> Encoder:
     return load_encoder(args.model, lab_weight=args.lab_weight)
 
 
-def ensure_writable_dir(path: Path) -> Path:
-    """Create ``path`` if needed and prove it is writable; raise ExportError otherwise."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".trackpaint-probe-{uuid.uuid4().hex}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ExportError(
-            f"output directory is not writable ({exc.strerror or exc})", path
-        ) from exc
-    return path
-
-
 # ------------------------------------------------------------------------------ propagate
 
 
 def run_propagate(args: argparse.Namespace) -> int:
     """Propagate an initial mask through a whole video; write DIR/NNNNN.png for every frame
-    (every frame but the damaged ones with ``--skip-damaged``, which are listed at the end)."""
+    (``--out``; with ``--skip-damaged`` the damaged frames get none and are listed at the end)
+    and/or a project to correct in the GUI (``--project``), each atomically."""
+    from tracker_core.prelabel import PropagationWriter
+
+    if args.out is None and args.project is None:
+        raise ExportError("nothing to write: give --out DIR and/or --project FILE.trackpaint")
     encoder = encoder_from_args(args)
     cfg = dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged)
     with VideoSource.open(args.source) as video:
@@ -104,21 +94,34 @@ def run_propagate(args: argparse.Namespace) -> int:
             raise MaskError("initial mask is empty (no object pixels)", args.init)
         if video.damaged and not args.skip_damaged:  # known at open: refuse before writing
             raise video.damaged[0].error()
-        out = ensure_writable_dir(Path(args.out))
         refs = {args.init_frame: FrameLabels(mask=mask)}
-        write_indexed_png(out / f"{args.init_frame:05d}.png", mask)
+        writer = PropagationWriter(
+            Path(args.source),
+            n,
+            (video.height, video.width),
+            args.init_frame,
+            mask,
+            masks_dir=None if args.out is None else Path(args.out),
+            project_path=None if args.project is None else Path(args.project),
+            inputs=[("input video", args.source), ("initial mask", args.init)],
+        )
         seconds, count = 0.0, 0
-        with tqdm(total=n - 1, unit="frame", disable=args.quiet, desc="propagating") as bar:
+        with (
+            writer as sink,
+            tqdm(total=n - 1, unit="frame", disable=args.quiet, desc="propagating") as bar,
+        ):
             for stop in (n, -1):
                 for res in propagate(video.frame, args.init_frame, stop, refs, {}, encoder, cfg):
                     assert res.labels.mask is not None
-                    write_indexed_png(out / f"{res.index:05d}.png", res.labels.mask)
+                    sink.add(res.index, res.labels.mask, res.confidence)
                     seconds += res.seconds
                     count += 1
                     bar.update(1)
         damaged = video.damaged
     ms = 1000 * seconds / max(count, 1)
-    print(f"wrote {count + 1} masks to {out} | {ms:.1f} ms/frame propagation ({encoder.name})")
+    written = [f"{count + 1} masks to {args.out}"] if args.out is not None else []
+    written += [f"a project of {n} frames to {args.project}"] if args.project is not None else []
+    print(f"wrote {' and '.join(written)} | {ms:.1f} ms/frame propagation ({encoder.name})")
     for line in summarize_damaged(damaged):
         print(f"trackpaint: warning: {line} (skipped: no mask)", file=sys.stderr)
     return 0
@@ -177,36 +180,22 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Export a project file to DAVIS PNGs or COCO JSON."""
-    from tracker_core.export import export_coco, export_davis, frame_file_names
+    """Export a project file to DAVIS PNGs or COCO JSON (every frame; see tracker_core.export)."""
+    from tracker_core.export import describe_exports, export_project
     from tracker_core.project import Project
 
     with Project.open(args.project) as project:
-        n, hw = project.num_frames, (project.height, project.width)
-        frames = ((i, project.labels(i)) for i in range(n))
-        name = (
-            project.video_path.stem if not project.video_path.is_dir() else project.video_path.name
-        )
-        with tqdm(total=n, unit="frame", disable=args.quiet, desc="exporting") as bar:
+        with tqdm(
+            total=project.num_frames, unit="frame", disable=args.quiet, desc="exporting"
+        ) as bar:
 
             def progress(done: int, total: int) -> None:
                 bar.update(done - bar.n)
 
-            if args.format == "davis":
-                path = export_davis(Path(args.out), frames, n, hw, name, progress=progress)
-            else:
-                path = export_coco(
-                    Path(args.out),
-                    project.objects,
-                    frames,
-                    hw,
-                    frame_file_names(project.video_path, n),
-                    n,
-                    polygons=args.polygons,
-                    video_name=name,
-                    progress=progress,
-                )
-    print(f"exported {n} frames to {path}")
+            result = export_project(
+                project, args.format, args.out, polygons=args.polygons, progress=progress
+            )
+    print(describe_exports([result]))
     return 0
 
 
@@ -223,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="video file or frame folder")
     p.add_argument("--init", required=True, help="indexed/grey PNG mask (0 = background)")
     p.add_argument("--init-frame", type=int, default=0, help="frame the mask belongs to")
-    p.add_argument("--out", required=True, help="output folder for NNNNN.png masks")
+    p.add_argument("--out", default=None, help="output folder for NNNNN.png masks")
+    p.add_argument(
+        "--project",
+        default=None,
+        help="also (or instead) write a .trackpaint project to correct in the GUI",
+    )
     p.add_argument(
         "--skip-damaged",
         action="store_true",
@@ -255,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a project to DAVIS PNGs or COCO JSON")
     p.add_argument("project")
     p.add_argument("--format", choices=("davis", "coco"), required=True)
-    p.add_argument("--out", required=True, help="DAVIS: output folder; COCO: .json path")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="DAVIS: dataset folder (writes Annotations/<video>/); "
+        "COCO: .json file, or a folder for <video>.json",
+    )
     p.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE")
     p.set_defaults(func=run_export)
 

@@ -20,3 +20,14 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (POSIX; a reused id counts as alive: keep data)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -5,7 +5,9 @@ A project file is one SQLite database (stdlib ``sqlite3``), schema version 2:
 
 * ``meta(key TEXT PRIMARY KEY, value TEXT)`` holds ``format`` (``"trackpaint-project"``),
   ``schema_version``, ``video_path`` (relative to the project file when possible), ``num_frames``,
-  ``height``, ``width`` and ``objects`` (a JSON list of :class:`~tracker_core.labels.ObjectSpec`).
+  ``height``, ``width`` and ``objects`` (a JSON list of :class:`~tracker_core.labels.ObjectSpec`);
+  a project written by ``trackpaint propagate --project`` also holds ``output``, a JSON stamp
+  with the fingerprint of its content (:func:`stamp_output`, :func:`output_stamp`).
 * ``frames(idx INTEGER PRIMARY KEY, state, confidence, source, ids, keypoints, mask)`` holds one
   row per non-empty frame: the frame's *summary* provenance (see :func:`summarize`), the JSON list
   of object ids present in the mask, the keypoints as JSON ``{"<object id>": [[x, y, visible],
@@ -47,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import hashlib
 import json
 import math
 import os
@@ -55,7 +58,6 @@ import sqlite3
 import tempfile
 import threading
 import types
-import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -65,10 +67,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker_core.durable import fsync_dir
+from tracker_core.durable import fsync_dir, process_alive
 from tracker_core.errors import MaskError, ProjectError
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import validate_mask
+from tracker_core.outputs import clean_stale, unique_suffix
 from tracker_core.recovery import (
     AUTOSAVE_EXT,
     AUTOSAVE_META_KEY,
@@ -105,6 +108,7 @@ _SCHEMA_SQL = (
 MAX_FRAMES = 10_000_000  # ~3.8 days at 30 fps; the (N,) per-frame arrays stay < 100 MB
 MAX_SIDE = 32_768
 SCRATCH_PREFIX = "trackpaint-scratch-"  # + "<pid>-<random>": lets a later run sweep orphans
+OUTPUT_STAMP_KEY = "output"  # meta key of a batch tool's output stamp (see the end)
 _META_KEYS = ("format", "schema_version", "video_path", "num_frames", "height", "width", "objects")
 
 
@@ -1158,9 +1162,12 @@ class Project:
 
     def _write_atomic(self, target: Path, autosave: str | None = None) -> None:
         """Copy the scratch db to ``target`` via temp file + fsync + os.replace + dir fsync.
-        ``autosave``: the meta row that marks an autosave (its video path stays absolute)."""
+        ``autosave``: the meta row that marks an autosave (its video path stays absolute).
+        The temp file is named ``.<name>.<pid>-<random>.tmp`` so that a later write of the same
+        target removes the ones of killed processes (:func:`tracker_core.outputs.clean_stale`)."""
         directory = target.parent
-        tmp = directory / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        clean_stale(target)
+        tmp = directory / f".{target.name}.{unique_suffix()}.tmp"
         try:  # O_EXCL with mode 0o666 so the saved file gets the user's umask (mkstemp: 0o600)
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as exc:
@@ -1290,17 +1297,6 @@ class Project:
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (POSIX; a reused id counts as alive: keep data)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 def sweep_stale_scratch(parent: Path) -> int:
     """Delete scratch folders left in ``parent`` by Trackpaint processes that no longer exist
     (killed before their finalizer ran). Returns how many were removed. POSIX only: elsewhere
@@ -1310,7 +1306,7 @@ def sweep_stale_scratch(parent: Path) -> int:
     removed = 0
     for folder in parent.glob(f"{SCRATCH_PREFIX}*-*"):
         pid_text = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or process_alive(int(pid_text)):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed += not folder.exists()
@@ -1402,3 +1398,60 @@ def _parse_meta(meta: Mapping[str, str], path: Path) -> tuple[ProjectInfo, tuple
     video = video if video.is_absolute() else (path.parent / video)
     info = ProjectInfo(Path(os.path.normpath(video)), num_frames, height, width)
     return info, objects
+
+
+# --------------------------------------------------------------------------- output stamps
+# A project written by a batch tool (``trackpaint propagate --project``) is an *output* that a
+# later run may replace -- but only while nobody has changed it: once a user corrects it in the
+# GUI and saves, it is their work. The tool stamps the file with a fingerprint of its content;
+# :func:`output_stamp` returns the stamp only while the content still matches it.
+
+
+def content_fingerprint(db: sqlite3.Connection) -> str:
+    """SHA-256 hex over everything a user can change in a project: the video size, the objects
+    and every frame row (state, confidence, source, ids, keypoints, mask bytes)."""
+    digest = hashlib.sha256()
+    keys = ("num_frames", "height", "width", "objects")
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    digest.update(json.dumps([meta.get(k) for k in keys]).encode())
+    rows = db.execute(
+        "SELECT idx, state, confidence, source, ids, keypoints, mask FROM frames ORDER BY idx"
+    )
+    for idx, state, conf, src, ids, kps, mask in rows:
+        digest.update(json.dumps([idx, state, conf, src, ids, kps]).encode())
+        data = mask if isinstance(mask, bytes) else b""
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+def stamp_output(path: Path, stamp: Mapping[str, str]) -> None:
+    """Record in the saved project file ``path`` that Trackpaint wrote it as an output:
+    ``meta.output = {**stamp, "fingerprint": content_fingerprint}``. Raises sqlite3.Error."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        record = {**stamp, "fingerprint": content_fingerprint(db)}
+        db.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", (OUTPUT_STAMP_KEY, json.dumps(record))
+        )
+    finally:
+        db.close()
+
+
+def output_stamp(path: Path) -> dict[str, str] | None:
+    """The output stamp of the project file ``path`` when its content still matches it (nothing
+    changed since Trackpaint wrote it), else None (no stamp, changed, or not a project)."""
+    try:
+        _check_sqlite_header(path)
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    except (ProjectError, sqlite3.Error, ValueError):
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (OUTPUT_STAMP_KEY,)).fetchone()
+        stamp = json.loads(row[0]) if row is not None else None
+        if not isinstance(stamp, dict) or stamp.get("fingerprint") != content_fingerprint(db):
+            return None
+    except (sqlite3.Error, ValueError, TypeError, UnicodeDecodeError):
+        return None
+    finally:
+        db.close()
+    return stamp

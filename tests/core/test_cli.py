@@ -87,7 +87,7 @@ def test_unwritable_output_and_missing_video_fail_cleanly(clip, tmp_path, capsys
     code, _, err = run(
         ["propagate", str(folder), "--init", str(init), "--out", str(blocker / "x")], capsys
     )
-    assert code == 2 and "not writable" in err
+    assert code == 2 and f"{blocker}: is a file, not a folder" in err  # not "not writable"
     assert blocker.read_text() == "user data"
     code, _, err = run(
         ["propagate", str(tmp_path / "nope.mp4"), "--init", str(init), "--out", "o"], capsys

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -299,16 +301,21 @@ def test_bad_arguments_are_rejected(tmp_path, objects, frame_hw, kwargs, message
     assert list(tmp_path.iterdir()) == []
 
 
-def test_full_disk_raises_and_keeps_the_old_file(tmp_path, objects, frames, frame_hw, no_space):
+def test_full_disk_raises_and_keeps_the_old_file(tmp_path, objects, frames, frame_hw, monkeypatch):
     path = tmp_path / "coco.json"
-    path.write_text("old")
+    _export(path, objects, {}, frame_hw)  # a previous export (an unrelated file is refused)
+    old = path.read_bytes()
 
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(ExportError, match="No space left") as info:
         _export(path, objects, frames, frame_hw)
 
     assert info.value.path == path
     assert [p.name for p in tmp_path.iterdir()] == ["coco.json"]
-    assert path.read_text() == "old"
+    assert path.read_bytes() == old
 
 
 def test_failed_fsync_leaves_no_temp_file(tmp_path, objects, frames, frame_hw, monkeypatch):

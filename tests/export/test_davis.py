@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tracker_core.export.davis as davis_module
+import tracker_core.outputs as outputs_module
 from tracker_core.errors import ExportError
 from tracker_core.export import export_davis, import_davis
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import davis_palette
+from tracker_core.outputs import MANIFEST_NAME
 
 NUM_FRAMES = 6
 
@@ -28,7 +29,8 @@ def test_export_writes_every_frame_as_indexed_png(tmp_path, labelled, masks, fra
     target = export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
 
     assert target == tmp_path / "Annotations" / "bear"
-    assert sorted(p.name for p in target.iterdir()) == [f"{i:05d}.png" for i in range(NUM_FRAMES)]
+    pngs = [f"{i:05d}.png" for i in range(NUM_FRAMES)]
+    assert sorted(p.name for p in target.iterdir()) == [MANIFEST_NAME, *pngs]
     for i in range(NUM_FRAMES):
         with Image.open(target / f"{i:05d}.png") as image:
             assert image.mode == "P"
@@ -101,13 +103,24 @@ def test_export_accepts_frames_in_any_order_and_reports_progress(tmp_path, label
 
 def test_existing_export_is_replaced_and_nothing_else_left(tmp_path, labelled, frame_hw):
     old = export_davis(tmp_path, [], 10, frame_hw, "bear")
-    (old / "notes.txt").write_text("stale")
 
     new = export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
 
     assert new == old
-    assert sorted(p.name for p in new.iterdir()) == [f"{i:05d}.png" for i in range(NUM_FRAMES)]
+    pngs = [f"{i:05d}.png" for i in range(NUM_FRAMES)]
+    assert sorted(p.name for p in new.iterdir()) == [MANIFEST_NAME, *pngs]
     assert [p.name for p in (tmp_path / "Annotations").iterdir()] == ["bear"]
+
+
+def test_an_export_the_user_added_a_file_to_is_not_replaced(tmp_path, labelled, frame_hw):
+    old = export_davis(tmp_path, [], 10, frame_hw, "bear")
+    (old / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+
+    with pytest.raises(ExportError, match=r"notes\.txt, which Trackpaint did not write"):
+        export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
+
+    assert _tree(tmp_path) == before
 
 
 def test_full_disk_raises_and_leaves_previous_export_intact(
@@ -133,7 +146,7 @@ def test_failed_first_export_leaves_no_files(tmp_path, labelled, frame_hw, no_sp
         export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
 
     assert _tree(tmp_path) == {}
-    assert list((tmp_path / "Annotations").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # not even the Annotations/ folder it created
 
 
 def test_failed_atomic_exchange_keeps_previous_export(tmp_path, labelled, frame_hw, monkeypatch):
@@ -143,7 +156,7 @@ def test_failed_atomic_exchange_keeps_previous_export(tmp_path, labelled, frame_
     def exchange(a: Path, b: Path) -> bool:
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(b))
 
-    monkeypatch.setattr(davis_module, "_exchange", exchange)
+    monkeypatch.setattr(outputs_module, "_exchange", exchange)
     with pytest.raises(ExportError, match="into place"):
         export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
     assert _tree(tmp_path) == before
@@ -153,7 +166,7 @@ def test_failed_swap_keeps_previous_export(tmp_path, labelled, frame_hw, monkeyp
     export_davis(tmp_path, [], 3, frame_hw, "bear")
     before = _tree(tmp_path)
     real_rename = os.rename
-    monkeypatch.setattr(davis_module, "_exchange", lambda a, b: False)  # the fallback swap
+    monkeypatch.setattr(outputs_module, "_exchange", lambda a, b: False)  # the fallback swap
 
     def rename(src: os.PathLike, dst: os.PathLike) -> None:
         if Path(src).name.endswith(".partial"):
@@ -171,7 +184,7 @@ def test_interrupted_fallback_swap_is_recovered(tmp_path, labelled, frame_hw, mo
     export_davis(tmp_path, labelled, NUM_FRAMES, frame_hw, "bear")
     target = tmp_path / "Annotations" / "bear"
     before = _tree(target)
-    os.rename(target, target.with_name(".bear.0123.old"))  # as a kill between renames leaves it
+    os.rename(target, target.with_name(".bear.4242-0123456789ab.old"))  # a kill between renames
     _, frames = import_davis(target)
     assert frames and _tree(target) == before
     assert not list(target.parent.glob(".bear.*.old"))

@@ -117,6 +117,10 @@ def test_paint_propagate_correct_resume_undo_export(
     assert hw == (64, 96) and [o.name for o in objects] == ["square", "animal"]
     np.testing.assert_array_equal(labels[11].mask, project.labels(11).mask)
     np.testing.assert_allclose(labels[11].keypoints[animal.id][0], (70, 20, 1), atol=1.0)
+    # the count the user is told is frames (every frame is exported), not files
+    said = f"Exported 12 frames to {davis_dir} and {coco_path}"
+    assert dialog.status.text() == said
+    assert window.statusBar().currentMessage() == said
     dialog.close()
 
 

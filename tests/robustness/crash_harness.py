@@ -22,6 +22,8 @@ folders left by the killed child are counted (not failures: nothing visible is h
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -29,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +146,7 @@ class CrashCheck:
     davis_edit: int | None = None
     coco_edit: int | None = None
     hidden_leftovers: int = 0
+    leftover_kinds: Counter[str] = field(default_factory=Counter)  # "partial", "tmp", "scratch"
 
 
 def _read_log(workdir: Path) -> list[tuple[str, int]]:
@@ -288,8 +292,11 @@ def check_workdir(workdir: Path, scratch: Path) -> CrashCheck:
         listing = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
         result.problems.append(f"log tail: {tail}")
         result.problems.append(f"files: {[f for f in listing if not f.startswith('scratch')]}")
-    hidden = list(workdir.rglob(".*"))
-    result.hidden_leftovers = len(hidden) + sum(1 for _ in scratch.glob("trackpaint-*"))
+    hidden = [p for p in workdir.rglob(".*") if p.name != ".trackpaint-output.json"]
+    for path in hidden:
+        result.leftover_kinds[path.name.rsplit(".", 1)[-1]] += 1
+    result.leftover_kinds["scratch"] = sum(1 for _ in scratch.glob("trackpaint-*"))
+    result.hidden_leftovers = sum(result.leftover_kinds.values())
     return result
 
 
@@ -350,3 +357,222 @@ if __name__ == "__main__":
         child_main(Path(sys.argv[2]))
     else:
         sys.exit("usage: python -m tests.robustness.crash_harness child WORKDIR")
+
+
+# --------------------------------------------------------------------------- propagate kills
+#
+# ``trackpaint propagate CLIP --init A|B --out OUT --project P`` over an existing output, killed
+# with SIGKILL at a random moment after it started writing. The two initial masks carry object
+# ids 1 and 2, so a complete result of either run is recognisable frame by frame, and each run
+# starts from the mask OUT does not hold yet, so the "new" result always differs from the "old".
+# After every kill OUT and P must each hold one complete result -- the previous or the new one,
+# never a mix -- equal to the reference run of that mask, and only the killed run's own staging
+# copies may lie beside them (the next run removes them).
+
+PROP_N, PROP_H, PROP_W = 40, 48, 64
+PROTOCOL = ("--model", "lab", "--radius", "2", "--keyframe-radius", "3", "--n-recent", "2")
+
+
+@dataclass
+class PropagateSetup:
+    """The clip, the two initial masks, the targets and the reference results (per init id,
+    the ``(N, H, W) uint8`` masks of an uninterrupted run)."""
+
+    clip: Path
+    inits: dict[int, Path]
+    out: Path
+    project: Path
+    reference: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class PropagateCheck:
+    """What one propagate kill left: failures, where the kill landed ("propagating", "commit"
+    or "finished"), which result OUT and P hold (the init id, or None) and hidden leftovers."""
+
+    problems: list[str] = field(default_factory=list)
+    phase: str = ""
+    out_holds: int | None = None
+    project_holds: int | None = None
+    leftovers: int = 0
+
+
+def propagate_argv(setup: PropagateSetup, init_id: int) -> list[str]:
+    """The ``trackpaint`` arguments of a run from initial mask ``init_id``."""
+    return [
+        "-q",
+        "propagate",
+        str(setup.clip),
+        "--init",
+        str(setup.inits[init_id]),
+        "--out",
+        str(setup.out),
+        "--project",
+        str(setup.project),
+        *PROTOCOL,
+    ]
+
+
+def make_propagate_setup(workdir: Path) -> PropagateSetup:
+    """Write the clip and masks, run both masks once uninterrupted (the references), and leave
+    OUT and P holding the result of mask 2 (so the first killed run, from mask 1, is new)."""
+    import cv2
+
+    from tests.fixtures_video import make_moving_square_frames, write_frame_folder
+    from tracker_core.cli import main
+
+    frames, masks = make_moving_square_frames(PROP_N, PROP_H, PROP_W)
+    clip = workdir / "clip"
+    write_frame_folder(clip, frames)
+    inits = {}
+    for k in (1, 2):
+        inits[k] = workdir / f"init{k}.png"
+        cv2.imwrite(str(inits[k]), masks[0] * k)
+    setup = PropagateSetup(clip, inits, workdir / "out", workdir / "pre.trackpaint")
+    for k in (1, 2):
+        with contextlib.redirect_stdout(io.StringIO()):
+            status = main(propagate_argv(setup, k))
+        if status != 0:
+            raise RuntimeError(f"the reference run from mask {k} failed")
+        setup.reference[k] = _out_masks(setup.out)
+    return setup
+
+
+def _out_masks(folder: Path) -> np.ndarray:
+    from tracker_core.masks import read_indexed_png
+
+    return np.stack([read_indexed_png(p) for p in sorted(folder.glob("*.png"))])
+
+
+def _holds(masks: np.ndarray, setup: PropagateSetup, what: str, problems: list[str]) -> int | None:
+    """Which reference ``masks`` equals (the init id), recording a problem if neither."""
+    if masks.shape != (PROP_N, PROP_H, PROP_W):
+        problems.append(f"{what} holds {len(masks)} frames, not {PROP_N}")
+        return None
+    for k, ref in setup.reference.items():
+        if np.array_equal(masks, ref):
+            return k
+    ids = sorted({int(i) for i in np.unique(masks)} - {0})
+    problems.append(f"{what} equals neither complete result (object ids {ids})")
+    return None
+
+
+def check_propagate_targets(
+    setup: PropagateSetup, before: tuple[int | None, int | None], new: int, pid: int
+) -> PropagateCheck:
+    """Check OUT and P after a kill of run ``pid`` writing the result of mask ``new`` over
+    ``before`` = (what OUT held, what P held); see the section comment."""
+    from tracker_core.errors import TrackpaintError
+    from tracker_core.outputs import folder_problem, read_manifest
+    from tracker_core.project import FrameState, Project, output_stamp
+
+    result = PropagateCheck()
+    if not setup.out.is_dir() or read_manifest(setup.out) is None:
+        result.problems.append("OUT is missing or has no manifest")
+    else:
+        if folder_problem(setup.out) is not None:
+            result.problems.append(f"OUT fails its own manifest: {folder_problem(setup.out)}")
+        result.out_holds = _holds(_out_masks(setup.out), setup, "OUT", result.problems)
+    try:
+        if output_stamp(setup.project) is None:
+            result.problems.append("P has no valid output stamp")
+        with Project.open(setup.project) as project:
+            states = project.states()
+            masks = np.stack([project.labels(t).mask for t in range(project.num_frames)])
+            conf = project.confidences()
+        if states[0] != FrameState.PAINTED or not (states[1:] == FrameState.PROPAGATED).all():
+            result.problems.append("P's frame states are not keyframe + propagated")
+        if not np.isfinite(conf[1:]).all():
+            result.problems.append("P has propagated frames without a confidence")
+        result.project_holds = _holds(masks, setup, "P", result.problems)
+    except TrackpaintError as exc:
+        result.problems.append(f"P does not open: {exc}")
+    for what, old, holds in zip(("OUT", "P"), before, (result.out_holds, result.project_holds)):
+        if holds is not None and holds not in (old, new):
+            result.problems.append(f"{what} holds mask {holds}'s result, not {old} or {new}")
+    hidden = [p.name for p in setup.out.parent.iterdir() if p.name.startswith(".")]
+    result.leftovers = len(hidden)
+    stale = [name for name in hidden if f".{pid}-" not in name]  # earlier runs' leftovers
+    if stale:
+        result.problems.append(f"leftovers of earlier runs were not cleaned: {sorted(stale)}")
+    return result
+
+
+def propagate_kill_once(
+    setup: PropagateSetup,
+    before: tuple[int | None, int | None],
+    delay: float,
+    at_commit: bool = False,
+    timeout: float = 60.0,
+) -> PropagateCheck:
+    """Run ``propagate`` over the current results ``before`` (what OUT and P hold) from the
+    other mask and SIGKILL it ``delay`` seconds after its staging folder appears -- or, with
+    ``at_commit``, after the project's temp file appears (the commit: project save and stamp,
+    rename, manifest, swap) -- unless it finished first; then check the targets."""
+    new = 2 if before[0] == 1 else 1
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker_core.cli", *propagate_argv(setup, new)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    mine = f".{proc.pid}-"
+
+    def own_entries() -> list[str]:
+        return [n for n in os.listdir(setup.out.parent) if mine in n and n.startswith(".")]
+
+    def started() -> bool:
+        names = own_entries()
+        if at_commit:  # the project's temp file appears when the commit begins
+            return any(setup.project.name in n for n in names)
+        return any(n.endswith(".partial") for n in names)
+
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and not started():
+            if time.monotonic() > deadline:
+                raise RuntimeError("propagate never started writing")
+            time.sleep(0.0005)
+        time.sleep(delay)
+        phase = "finished"
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            names = own_entries()
+            committing = any(setup.project.name in n for n in names) or not any(
+                n.endswith(".partial") for n in names
+            )
+            phase = "committing" if committing else "propagating"
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+    if phase == "finished" and proc.returncode != 0:
+        raise RuntimeError(f"propagate failed by itself: {stderr[-2000:]}")
+    result = check_propagate_targets(setup, before, new, proc.pid)
+    result.phase = phase
+    return result
+
+
+def run_propagate_kills(
+    workdir: Path, kills: int, seed: int = 0, max_delay: float = 3.5
+) -> list[PropagateCheck]:
+    """``kills`` rounds of :func:`propagate_kill_once`, each writing the result OUT does not
+    hold yet over the one it holds; every third kill is aimed at the commit (0..40 ms after the
+    project's temp file appears), the others land anywhere in the first ``max_delay`` seconds."""
+    rng = random.Random(seed)
+    setup = make_propagate_setup(workdir)
+    before: tuple[int | None, int | None] = (2, 2)
+    results = []
+    for i in range(kills):
+        at_commit = i % 3 == 2
+        delay = rng.uniform(0.0, 0.04 if at_commit else max_delay)
+        result = propagate_kill_once(setup, before, delay, at_commit)
+        results.append(result)
+        before = (result.out_holds, result.project_holds)
+    return results

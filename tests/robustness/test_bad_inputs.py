@@ -426,7 +426,8 @@ def test_disk_full_during_export(
     monkeypatch.undo()
     assert _snapshot(out) == before
     assert _all_files(out) == sorted(
-        ["Annotations", "Annotations/clip", "clip.json"]
+        ["Annotations", "Annotations/clip", "Annotations/clip/.trackpaint-output.json"]
+        + ["clip.json"]
         + [f"Annotations/clip/{t:05d}.png" for t in range(N)]
     )
 
@@ -520,8 +521,9 @@ def test_real_write_failures_in_sqlite_and_png_writers(tmp_path: Path) -> None:
     assert results["davis"].startswith("ExportError: "), results
     assert results["coco"].startswith("ExportError: "), results
     assert str(out / "big.json") in results["coco"]
-    # no partial project, no staging folder, no temp JSON (only the empty Annotations parent)
-    assert _all_files(out) == ["Annotations"]
+    # no partial project, no staging folder, no temp JSON, not even the Annotations/ parent
+    # the failed DAVIS export created
+    assert _all_files(out) == []
 
 
 # --------------------------------------------------------------------------- odd paths

@@ -263,13 +263,15 @@ def test_propagate_disk_full_names_the_output(
     video = write_video(tmp_path / "clip.avi", frames)
     out = tmp_path / "full disk"
     out.mkdir()
-    make_disk_full(monkeypatch, out)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    make_disk_full(monkeypatch, tmp_path)  # the whole disk: the masks are staged beside out
     status, _, err = run_cli(
         capsys, "propagate", video, "--init", good_mask, "--out", out, "--model", "lab"
     )
     monkeypatch.undo()
     assert_cli_error(status, err, out / "00000.png", "No space left on device")
     assert [p.name for p in out.iterdir()] == []  # no temp file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nor a staging folder
 
 
 def test_propagate_init_frame_out_of_range(

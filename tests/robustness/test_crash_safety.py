@@ -43,15 +43,15 @@ _KILL_BETWEEN_RENAMES = textwrap.dedent(
     out = Path(sys.argv[1])
     frames = [(0, FrameLabels(np.ones((8, 8), np.uint8)))]
     export_davis(out, frames, 2, (8, 8), "clip")  # the previous, complete export
-    import tracker_core.export.davis as davis
-    real_exchange = davis._exchange
+    import tracker_core.outputs as outputs
+    real_exchange = outputs._exchange
 
     def exchange(a, b):  # killed right after the swap, before the old export is removed
         swapped = real_exchange(a, b)
         os.kill(os.getpid(), signal.SIGKILL)
         return swapped
 
-    davis._exchange = exchange
+    outputs._exchange = exchange
     export_davis(out, frames, 2, (8, 8), "clip")
     """
 )

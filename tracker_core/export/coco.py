@@ -15,17 +15,23 @@ colours), and *annotations*:
   unplaced get no annotation.
 
 Annotations are sorted by (image id, category id) and numbered from 1, so the output does not
-depend on the order the frames are given in. The JSON is written atomically (temp file in the
-target folder + fsync + ``os.replace``).
+depend on the order the frames are given in.
+
+Proof of authorship: the file starts with ``{"info":{"trackpaint":{...}`` -- a block
+``{"kind": "coco", "version", "created", "sha256"}`` first in ``info``, where ``sha256`` is the
+SHA-256 of every byte after that block and its comma. An existing file at the target is replaced
+only when it passes this check (:func:`coco_problem`): an unrelated ``.json``, or one of ours
+edited since, is refused with an ExportError and left as it is. The JSON is written atomically
+through :class:`tracker_core.outputs.StagedFile` (temp file beside the target + fsync +
+``os.replace``), and never at or inside an input (``inputs``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,15 +41,17 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from tracker_core import __version__
-from tracker_core.durable import fsync_dir
 from tracker_core.errors import ExportError
 from tracker_core.export.checks import check_frame_hw, check_frame_index
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette
+from tracker_core.outputs import Inputs, StagedFile
 from tracker_core.video import list_frame_files
 
 ProgressFn = Callable[[int, int], None]
 Json = dict[str, Any]
+COCO_KIND = "coco"
+_MARKER_PREFIX = b'{"info":{"trackpaint":'
 
 
 def export_coco(
@@ -56,6 +64,7 @@ def export_coco(
     polygons: bool = False,
     video_name: str = "video",
     progress: ProgressFn | None = None,
+    inputs: Inputs = (),
 ) -> Path:
     """Write the labels of a video as one COCO JSON file and return its path.
 
@@ -72,15 +81,40 @@ def export_coco(
         video_name: recorded in ``info``.
         progress: called as ``progress(frames_done, num_frames)`` after each labelled frame and
             once with ``(num_frames, num_frames)`` when the file is written.
+        inputs: ``(label, path)`` of the files the export reads (video, project); the file may
+            not be, or lie inside, any of them.
 
     Raises:
-        ExportError: inconsistent labels (unknown ids, wrong shapes, bad indices) or the file
-            cannot be written; the message names the path, and no partial file is left.
+        ExportError: inconsistent labels (unknown ids, wrong shapes, bad indices), a target
+            that is an input or an existing file Trackpaint did not write, or the file cannot
+            be written; the message names the path, and no partial file is left.
     """
     path = Path(path)
     hw = check_frame_hw(frame_hw, path)
     if num_frames < 0:
         raise ExportError(f"number of frames must be >= 0, got {num_frames}", path)
+    with StagedFile(path, coco_problem, inputs) as tmp:  # refuses a foreign target first
+        document = _document(
+            objects, frames, hw, file_names, num_frames, polygons, video_name, path, progress
+        )
+        _write_json(tmp, document, path)
+    if progress is not None:
+        progress(num_frames, num_frames)
+    return path
+
+
+def _document(
+    objects: Sequence[ObjectSpec],
+    frames: Iterable[tuple[int, FrameLabels]],
+    hw: tuple[int, int],
+    file_names: Callable[[int], str] | Sequence[str],
+    num_frames: int,
+    polygons: bool,
+    video_name: str,
+    path: Path,
+    progress: ProgressFn | None,
+) -> Json:
+    """The COCO document (without the authorship block); see :func:`export_coco`."""
     name_of = _file_name_function(file_names, num_frames, path)
     by_id = _objects_by_id(objects, path)
     annotations: list[Json] = []
@@ -101,10 +135,7 @@ def export_coco(
         "annotations": _numbered(annotations),
         "categories": [_category(obj) for obj in sorted(by_id.values(), key=lambda o: o.id)],
     }
-    _write_json_atomic(path, document)
-    if progress is not None:
-        progress(num_frames, num_frames)
-    return path
+    return document
 
 
 def import_coco(path: Path) -> tuple[list[ObjectSpec], dict[int, FrameLabels], tuple[int, int]]:
@@ -325,24 +356,65 @@ def _category(obj: ObjectSpec) -> Json:
     return category
 
 
-def _write_json_atomic(path: Path, document: Json) -> None:
-    """Write ``document`` to ``path`` via a temp file + fsync + ``os.replace``; OSError ->
-    ExportError, and the temp file is removed."""
-    text = json.dumps(document, separators=(",", ":"))
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def coco_text(document: Json) -> bytes:
+    """The file bytes of ``document``: compact JSON with the authorship block first in ``info``
+    (see the module docstring). ``document["info"]`` must be a non-empty object."""
+    text = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    opening = _MARKER_PREFIX[: -len(b'"trackpaint":')]  # b'{"info":{'
+    if not text.startswith(opening) or text[len(opening) :].startswith(b"}"):
+        raise ValueError("the COCO document must start with a non-empty info object")
+    body = text[len(opening) :]
+    marker = {
+        "kind": COCO_KIND,
+        "version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    return _MARKER_PREFIX + json.dumps(marker, separators=(",", ":")).encode() + b"," + body
+
+
+def coco_problem(path: Path) -> str | None:
+    """None when ``path`` is a COCO file Trackpaint wrote and nobody changed since, else why
+    not (the proof is described in the module docstring)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as f:
+            head = f.read(len(_MARKER_PREFIX) + 4096)
+            if not head.startswith(_MARKER_PREFIX):
+                return 'is not a COCO file written by Trackpaint (no "trackpaint" block in info)'
+            decoder = json.JSONDecoder()
+            rest = head[len(_MARKER_PREFIX) :].decode("utf-8", errors="replace")
+            try:
+                marker, end = decoder.raw_decode(rest)
+            except ValueError:
+                return "is not a COCO file written by Trackpaint (malformed trackpaint block)"
+            if not isinstance(marker, dict) or marker.get("kind") != COCO_KIND:
+                return "is not a COCO file written by Trackpaint (malformed trackpaint block)"
+            offset = len(_MARKER_PREFIX) + len(rest[:end].encode("utf-8"))
+            f.seek(offset)
+            if f.read(1) != b",":
+                return "is not a COCO file written by Trackpaint (malformed trackpaint block)"
+            digest = hashlib.sha256()
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if digest.hexdigest() != marker.get("sha256"):
+        return "was changed after Trackpaint wrote it"
+    return None
+
+
+def _write_json(tmp: Path, document: Json, path: Path) -> None:
+    """Write the COCO bytes of ``document`` to the new file ``tmp`` and fsync it; OSError ->
+    ExportError naming the target ``path``."""
+    data = coco_text(document)
+    try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ExportError(f"cannot write COCO file ({exc.strerror or exc})", path) from exc
-    fsync_dir(path.parent)
 
 
 # --- import helpers ---------------------------------------------------------------------------

@@ -2,35 +2,32 @@
 
 Layout: ``<out_dir>/Annotations/<video_name>/00000.png ...``, one file for every frame
 ``0 .. num_frames - 1``; frames without labels get an all-zero mask. Keypoints are not part of
-the DAVIS format and are ignored.
+the DAVIS format and are ignored. The folder also holds Trackpaint's manifest
+``.trackpaint-output.json`` (a hidden file DAVIS tools skip), which proves the folder is an export
+a later export may replace.
 
-Atomicity: an export writes every PNG into a hidden staging folder beside the target
-(``Annotations/.<video_name>.<random>.partial``). Only when all frames are written is the staging
-folder renamed to ``Annotations/<video_name>``; a previous export of the same name is first
-renamed aside and deleted after the swap. Any failure removes the staging folder and leaves a
-previous export untouched, so no half-written export is ever visible under the target name.
+Safety and atomicity come from :class:`tracker_core.outputs.StagedFolder`: the export refuses a
+target that is an input (``inputs``) or holds anything Trackpaint did not write -- the video's
+own frames, a README, an edited PNG -- and deletes nothing there; it writes every PNG into a
+hidden staging folder beside the target (``Annotations/.<video_name>.<pid>-<random>.partial``)
+and, only when all frames are written, swaps it into place atomically. Any failure removes the
+staging folder (and an ``Annotations/`` folder the export created) and leaves a previous export
+untouched, so no half-written export is ever visible under the target name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
-import os
 import re
-import shutil
-import sys
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
-from tracker_core.durable import fsync_dir
 from tracker_core.errors import ExportError, MaskError
 from tracker_core.export.checks import check_frame_hw, check_frame_index
 from tracker_core.labels import FrameLabels, ObjectSpec
 from tracker_core.masks import davis_palette, load_mask, write_indexed_png
+from tracker_core.outputs import Inputs, StagedFolder, reason, recover_interrupted_swap
 
 ProgressFn = Callable[[int, int], None]
 
@@ -47,6 +44,7 @@ def export_davis(
     frame_hw: tuple[int, int],
     video_name: str,
     progress: ProgressFn | None = None,
+    inputs: Inputs = (),
 ) -> Path:
     """Write the masks of a video as DAVIS indexed PNGs and return the annotation folder.
 
@@ -58,27 +56,27 @@ def export_davis(
         frame_hw: ``(H, W)`` of every mask.
         video_name: name of the sequence folder (a single path component).
         progress: called as ``progress(files_written, num_frames)`` after each file.
+        inputs: ``(label, path)`` of the files the export reads (video, project); the target
+            may not be, lie inside or contain any of them.
 
     Raises:
-        ExportError: bad arguments or labels, or the folder cannot be written (the message
-            names the path); nothing is left behind and a previous export stays intact.
+        ExportError: bad arguments or labels, a target that is an input or not a previous
+            Trackpaint export, or the folder cannot be written (the message names the path);
+            nothing is left behind and a previous export stays intact.
     """
     _check_video_name(video_name)
     hw = check_frame_hw(frame_hw)
     if num_frames < 0:
         raise ExportError(f"number of frames must be >= 0, got {num_frames}")
-    target = Path(out_dir) / "Annotations" / video_name
-    recover_interrupted_swap(target)
-    if target.exists() and not target.is_dir():
-        raise ExportError("exists and is not a folder", target)
-    staging = _make_staging_dir(target)
-    try:
+    target = davis_folder(out_dir, video_name)
+    with StagedFolder(target, "davis", inputs) as staging:
         _write_all_frames(staging, target, frames, num_frames, hw, progress)
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
+
+
+def davis_folder(out_dir: Path, video_name: str) -> Path:
+    """The sequence folder an export of ``video_name`` under ``out_dir`` writes."""
+    return Path(out_dir) / "Annotations" / video_name
 
 
 def import_davis(
@@ -112,7 +110,7 @@ def import_davis(
         mask = _read_mask(path, hw)
         hw = (mask.shape[0], mask.shape[1])
         masks[index] = mask
-    objects = _objects_from_ids(_ids_present(masks.values()))
+    objects = objects_from_ids(_ids_present(masks.values()))
     return objects, {index: FrameLabels(mask=mask) for index, mask in masks.items()}
 
 
@@ -127,17 +125,6 @@ def _check_video_name(video_name: str) -> None:
         or "\0" in video_name
     ):
         raise ExportError(f"invalid video name {video_name!r} for a DAVIS folder")
-
-
-def _make_staging_dir(target: Path) -> Path:
-    """Create the hidden, uniquely named staging folder beside ``target`` and return it."""
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.mkdir()
-    except OSError as exc:
-        raise ExportError(f"cannot create export folder ({_reason(exc)})", target.parent) from exc
-    return staging
 
 
 def _write_all_frames(
@@ -187,72 +174,7 @@ def _write_frame(staging: Path, target: Path, index: int, mask: np.ndarray) -> N
     try:
         write_indexed_png(staging / name, mask)
     except (OSError, ExportError) as exc:
-        raise ExportError(f"cannot write {name} ({_reason(exc)})", target) from exc
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``).
-
-    Returns False where the call is unavailable (other systems, old kernels, some filesystems).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def recover_interrupted_swap(target: Path) -> bool:
-    """Put back a previous export left aside by a swap that was killed midway (the fallback
-    two-rename swap on systems without an atomic exchange). Returns True if one was restored."""
-    if target.exists() or not target.parent.is_dir():
-        return False
-    backups = sorted(
-        target.parent.glob(f".{target.name}.*.old"), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    for backup in backups:
-        with contextlib.suppress(OSError):
-            os.rename(backup, target)
-            fsync_dir(target.parent)
-            return True
-    return False
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename the complete staging folder to ``target``, replacing a previous export.
-
-    Where the system can swap two folders atomically, ``target`` never disappears, even if the
-    process is killed mid-swap; elsewhere the previous export is renamed aside first.
-    """
-    backup = None
-    try:
-        if target.exists() and _exchange(staging, target):
-            shutil.rmtree(staging, ignore_errors=True)
-            fsync_dir(target.parent)
-            return
-        if target.exists():
-            backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-            os.rename(target, backup)
-        os.rename(staging, target)
-    except OSError as exc:
-        if backup is not None and not target.exists():
-            with contextlib.suppress(OSError):
-                os.rename(backup, target)
-        raise ExportError(
-            f"cannot move the finished export into place ({_reason(exc)})", target
-        ) from exc
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-    fsync_dir(target.parent)
+        raise ExportError(f"cannot write {name} ({reason(exc)})", target) from exc
 
 
 def _indexed_png_files(folder: Path) -> dict[int, Path]:
@@ -289,7 +211,7 @@ def _ids_present(masks: Iterable[np.ndarray]) -> list[int]:
     return [int(i) for i in np.flatnonzero(seen[1:]) + 1]
 
 
-def _objects_from_ids(ids: Iterable[int]) -> list[ObjectSpec]:
+def objects_from_ids(ids: Iterable[int]) -> list[ObjectSpec]:
     """Mask objects ``"object <id>"`` coloured with the DAVIS palette entry of their id."""
     palette = davis_palette()
     objects = []
@@ -297,13 +219,3 @@ def _objects_from_ids(ids: Iterable[int]) -> list[ObjectSpec]:
         r, g, b = (int(c) for c in palette[i])
         objects.append(ObjectSpec(id=i, name=f"object {i}", color=(r, g, b)))
     return objects
-
-
-def _reason(exc: OSError | ExportError) -> str:
-    """Why a write failed, without the (staging) path: the OS's description of an OSError
-    (e.g. 'No space left on device') or the message of an ExportError."""
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    text = str(exc)
-    prefix = f"{exc.path}: "
-    return text[len(prefix) :] if exc.path is not None and text.startswith(prefix) else text
