@@ -74,6 +74,14 @@ class SelectionConfig:
     coarse: float = 0.5  # the iterations run at this fraction of the working resolution ...
     band: int = 3  # ... and the final cut decides this many working pixels around its boundary
     refine_radius: int = 2  # guided-filter radius at full resolution (0 = off)
+    click_scale: float = 0.0  # a click's hard seed grows to this fraction of its distance to
+    # the current boundary of the region it was made in (the middle of a wrong region)
+    local: bool = False  # a click changes only the connected changed regions it touches ...
+    click_reach: float = 0.0  # ... and (when > 0) only within this many times its distance
+    # to that boundary (at least 2 seed radii)
+    fg_bias: float = 0.0  # extra cost (nats) of labelling any pixel foreground
+    corner_prior: float = 0.0  # extra foreground cost (nats) at the box corners, fading ...
+    corner_sigma: float = 0.25  # ... to 0 as a Gaussian of this fraction of the box diagonal
 
     def __post_init__(self) -> None:
         if self.work_pixels < 64 or self.components < 1 or self.iterations < 1:
@@ -333,6 +341,21 @@ def disk(shape: tuple[int, int], x: float, y: float, radius: float) -> np.ndarra
     return out
 
 
+def corner_cost(inside: np.ndarray, weight: float, sigma: float) -> np.ndarray | float:
+    """``(h, w)`` extra foreground cost near the corners of the box ``inside (h, w) bool``:
+    ``weight * exp(-d^2 / (2 (sigma * diag)^2))`` with ``d`` the distance to the nearest corner
+    (a box drawn around an object rarely has the object in its corners)."""
+    if weight <= 0 or not inside.any():
+        return 0.0
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    y0, y1, x0, x1 = rows[0] - 0.5, rows[-1] + 0.5, cols[0] - 0.5, cols[-1] + 0.5
+    s2 = 2 * (sigma * math.hypot(x1 - x0, y1 - y0)) ** 2
+    ys, xs = np.mgrid[: inside.shape[0], : inside.shape[1]].astype(np.float32)
+    dx = np.minimum(np.abs(xs - x0), np.abs(xs - x1)) ** 2
+    dy = np.minimum(np.abs(ys - y0), np.abs(ys - y1)) ** 2
+    return (weight * np.exp(-(dx + dy) / s2)).astype(np.float32)
+
+
 def lab_features(rgb: np.ndarray) -> np.ndarray:
     """``(h, w, 3) uint8`` RGB -> ``(h, w, 3) float32`` CIE Lab (L 0..100, a/b about ±100),
     through OpenCV's 8-bit conversion (13x faster than the float one; steps of 0.4 in L)."""
@@ -351,6 +374,7 @@ class _Level:
     inside: np.ndarray
     edges: np.ndarray
     factor: float
+    spatial: np.ndarray | float = 0.0  # (h, w) extra foreground cost from the box geometry
 
     @property
     def flat(self) -> np.ndarray:
@@ -381,6 +405,7 @@ class _Evidence:
     near: np.ndarray
     pos: list[np.ndarray]
     neg: list[np.ndarray]
+    seeds: np.ndarray  # (h, w) bool: the clicks' hard-seed disks, either side
 
 
 class SmartSelector:
@@ -447,12 +472,16 @@ class SmartSelector:
         coarse_edges = edge_weights(zc, cfg.gamma * cw / w)  # same cost per image length
         self._coarse = _Level(zc, self._fine_to(inside, (ch, cw)), coarse_edges, 0)
         self._coarse.factor = cw / w
+        for lvl in (self._fine, self._coarse):
+            lvl.spatial = corner_cost(lvl.inside, cfg.corner_prior, cfg.corner_sigma)
         ring = z_all[~in_crop]
         self._ring = ring[:: max(1, len(ring) // cfg.ring_samples)]
         self._fg: Gmm | None = None
         self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
         self._coarse_mask: np.ndarray | None = None
+        self._seed_radius: dict[Click, float] = {}  # working pixels, fixed when first seen
+        self._depth: dict[Click, float] = {}  # distance to the wrong region's boundary
         if initial is not None:
             sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
             small = cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
@@ -484,13 +513,16 @@ class SmartSelector:
             np.zeros((h, w), np.float32),
             [],
             [],
+            np.zeros((h, w), bool),
         )
         ys, xs = np.mgrid[:h, :w].astype(np.float32)
         sigma = cfg.click_prior_sigma * math.hypot(w, h)
         px = self.outer.scale * level.factor
         for click in clicks:
             cx, cy = level.point(*self._to_work(click.x, click.y))
-            seed = disk((h, w), cx, cy, cfg.click_radius * px) & inside
+            radius = self._seed_radius.get(click, cfg.click_radius * self.outer.scale)
+            seed = disk((h, w), cx, cy, radius * level.factor) & inside
+            ev.seeds |= seed
             near = disk((h, w), cx, cy, cfg.click_sample_radius * px).ravel()
             bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
             ev.near = np.maximum(ev.near, bump)
@@ -513,6 +545,7 @@ class SmartSelector:
         assert self._fg is not None and self._bg is not None
         h, w = level.shape
         cost_fg = -gmm_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
+        cost_fg += self.cfg.fg_bias + level.spatial
         cost_bg = -gmm_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
         if previous is not None and self.cfg.stick > 0:
             keep = self.cfg.stick * (1 - ev.near)
@@ -525,6 +558,11 @@ class SmartSelector:
         empty outside the box. The first call cuts from the box (``iterations``); later calls
         start from the last result (``click_iterations``)."""
         cfg = self.cfg
+        new_clicks = [c for c in clicks if c not in self._seed_radius]
+        for click in new_clicks:
+            self._depth[click] = self._click_depth(click)
+            base = cfg.click_radius * self.outer.scale
+            self._seed_radius[click] = max(base, cfg.click_scale * self._depth[click])
         lvl = self._coarse
         flat, inside = lvl.flat, lvl.inside
         ev = self._evidence(lvl, clicks)
@@ -561,8 +599,47 @@ class SmartSelector:
         cost_fg, cost_bg = self._costs(fine, ev, self._mask)
         hard_fg = (sure_fg & ~ev.hard_bg) | ev.hard_fg
         hard_bg = sure_bg & ~ev.hard_fg | ev.hard_bg
-        self._mask = graph_cut(cost_fg, cost_bg, fine.edges, hard_fg, hard_bg)
+        result = graph_cut(cost_fg, cost_bg, fine.edges, hard_fg, hard_bg)
+        if cfg.local and self._mask is not None and new_clicks:
+            reach = np.ones(fine.shape, bool)
+            if cfg.click_reach > 0:
+                reach[:] = False
+                for click in new_clicks:
+                    cx, cy = self._to_work(click.x, click.y)
+                    radius = max(2 * self._seed_radius[click], cfg.click_reach * self._depth[click])
+                    reach |= disk(fine.shape, cx, cy, radius)
+            ev_new = self._evidence(fine, new_clicks)
+            result = self._local_change(self._mask, result, ev_new, reach)
+            self._coarse_mask = self._coarse.resample(result) & self._coarse.inside
+        self._mask = result
         return self._to_full(self._mask)
+
+    def _click_depth(self, click: Click) -> float:
+        """A new click's distance (working pixels) to the boundary of the wrongly labelled
+        region it sits in (0 when the click agrees with the current mask): an annotator clicks
+        in the middle of what is wrong, so this is about that region's radius."""
+        if self._mask is None:
+            return 0.0
+        h, w = self._fine.shape
+        cx, cy = self._to_work(click.x, click.y)
+        x, y = int(np.clip(round(cx), 0, w - 1)), int(np.clip(round(cy), 0, h - 1))
+        wrong = (self._mask != click.positive) & self._fine.inside
+        if not wrong[y, x]:
+            return 0.0
+        dist = cv2.distanceTransform(np.pad(wrong, 1).astype(np.uint8), cv2.DIST_L2, 5)
+        return float(dist[y + 1, x + 1])
+
+    @staticmethod
+    def _local_change(
+        old: np.ndarray, new: np.ndarray, ev: _Evidence, reach: np.ndarray
+    ) -> np.ndarray:
+        """``new`` where it differs from ``old`` inside ``reach`` in a connected region that
+        touches a seed of ``ev`` (the new clicks), ``old`` elsewhere; the seeds always apply."""
+        diff = ((old != new) & reach).astype(np.uint8)
+        _, labels = cv2.connectedComponents(diff, connectivity=8)
+        touched = np.unique(labels[ev.seeds & (diff > 0)])
+        keep = np.isin(labels, touched[touched > 0]) | ev.seeds
+        return np.where(keep, new, old)
 
     def _to_full(self, mask: np.ndarray) -> np.ndarray:
         """Working-resolution mask -> ``(H, W) bool``, upsampled and snapped to image edges."""
