@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+from scipy import ndimage
+from scipy.sparse.csgraph import breadth_first_order, dijkstra, maximum_flow
 
 from tracker_core.propagate import guided_filter
 
@@ -59,6 +60,12 @@ class SelectionConfig:
     ring: float = 0.4  # background colour samples: a ring this wide (fraction) around the box
     ring_samples: int = 3000  # at most about this many of them (evenly subsampled)
     components: int = 5  # Gaussians per colour model
+    model: str = "gmm"  # colour model: "gmm" (Gaussian mixture) or "hist" (smoothed histogram)
+    hist_bins: int = 16  # histogram bins per Lab axis ...
+    hist_sigma: float = 1.0  # ... smoothed by a Gaussian of this many bins
+    bg_components: int = 0  # Gaussians of the background model (0 = ``components``)
+    redrop: float = 0.0  # later box iterations also leave out this fraction of the mask
+    # pixels that the background model explains best
     iterations: int = 4  # iterations from a box
     click_iterations: int = 2  # iterations after a click (warm-started from the last result)
     gamma: float = 10.0  # edge (pairwise) weight
@@ -79,7 +86,12 @@ class SelectionConfig:
     local: bool = False  # a click changes only the connected changed regions it touches ...
     click_reach: float = 0.0  # ... and (when > 0) only within this many times its distance
     # to that boundary (at least 2 seed radii)
-    fg_bias: float = 0.0  # extra cost (nats) of labelling any pixel foreground
+    fg_bias: float = 0.0  # extra cost (nats) of labelling any pixel foreground: from a box ...
+    click_fg_bias: float = 0.0  # ... and after clicks
+    connect_prior: float = 0.0  # extra foreground cost (nats) of box pixels joined to the
+    # outside of the box by a path without a colour edge (a background region the box cuts)
+    connect_scale: float = 2.0  # ... fading as exp(-geodesic distance / this), the distance in
+    # units of the median neighbour colour difference, differences below it counting 0
     corner_prior: float = 0.0  # extra foreground cost (nats) at the box corners, fading ...
     corner_sigma: float = 0.25  # ... to 0 as a Gaussian of this fraction of the box diagonal
 
@@ -228,6 +240,42 @@ def gmm_loglik(gmm: Gmm, x: np.ndarray) -> np.ndarray:
     return (top + np.log(np.exp(comp - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
+@dataclass(frozen=True)
+class Hist:
+    """A smoothed colour histogram over CIE Lab: ``log_p (B, B, B)`` log-density per bin."""
+
+    log_p: np.ndarray
+
+
+_LAB_LO = np.array([0.0, -128.0, -128.0], np.float32)
+_LAB_SPAN = np.array([100.0, 256.0, 256.0], np.float32)
+
+
+def _bin_index(x: np.ndarray, bins: int) -> np.ndarray:
+    """``(N, 3)`` Lab -> ``(N,)`` flat bin index."""
+    q = np.clip(((x - _LAB_LO) / _LAB_SPAN * bins).astype(np.int64), 0, bins - 1)
+    return (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+
+
+def fit_hist(
+    samples: np.ndarray, bins: int, sigma: float, sample_weights: np.ndarray | None = None
+) -> Hist:
+    """Weighted ``(N, 3)`` Lab samples -> a histogram smoothed by ``sigma`` bins (plus a
+    small floor so unseen colours are unlikely, not impossible)."""
+    counts = np.bincount(_bin_index(samples, bins), sample_weights, bins**3).reshape((bins,) * 3)
+    smooth = ndimage.gaussian_filter(counts.astype(np.float64), sigma, mode="constant")
+    density = smooth / max(smooth.sum(), 1e-12) + 1e-6
+    return Hist(np.log(density / density.sum()).astype(np.float32) + 3 * math.log(bins))
+
+
+def model_loglik(model: Gmm | Hist, x: np.ndarray) -> np.ndarray:
+    """``(N, D)`` -> ``(N,)`` log-likelihood under a mixture or a histogram."""
+    if isinstance(model, Hist):
+        bins = model.log_p.shape[0]
+        return model.log_p.ravel()[_bin_index(x, bins)]
+    return gmm_loglik(model, x)
+
+
 # --------------------------------------------------------------------------- graph cut
 
 
@@ -356,6 +404,32 @@ def corner_cost(inside: np.ndarray, weight: float, sigma: float) -> np.ndarray |
     return (weight * np.exp(-(dx + dy) / s2)).astype(np.float32)
 
 
+def outside_distance(z: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``(h, w) float32`` geodesic distance of every pixel of ``z (h, w, D)`` to the pixels
+    outside ``inside (h, w) bool``, along 8-neighbour paths whose step cost is the colour
+    difference minus the median difference (clipped at 0), in units of that median: a region
+    that the box cuts through stays near 0, an object behind an edge is far."""
+    h, w = inside.shape
+    idx = np.arange(h * w).reshape(h, w)
+    rows, cols, diffs = [], [], []
+    for k in range(len(_NEIGHBOURS)):
+        src, dst = _pairs(k, h, w)
+        rows.append(idx[src].ravel())
+        cols.append(idx[dst].ravel())
+        diffs.append(np.sqrt(((z[src] - z[dst]) ** 2).sum(-1)).ravel())
+    d = np.concatenate(diffs)
+    med = float(np.median(d)) or 1.0
+    cost = np.maximum(d / med - 1.0, 0.0) + 1e-3
+    graph = sp.csr_matrix(
+        (cost, (np.concatenate(rows), np.concatenate(cols))), shape=(h * w, h * w)
+    )
+    sources = np.flatnonzero(~inside.ravel())
+    if len(sources) == 0:
+        return np.full((h, w), np.inf, np.float32)
+    dist = dijkstra(graph, directed=False, indices=sources, min_only=True)
+    return dist.reshape(h, w).astype(np.float32)
+
+
 def lab_features(rgb: np.ndarray) -> np.ndarray:
     """``(h, w, 3) uint8`` RGB -> ``(h, w, 3) float32`` CIE Lab (L 0..100, a/b about ±100),
     through OpenCV's 8-bit conversion (13x faster than the float one; steps of 0.4 in L)."""
@@ -474,10 +548,13 @@ class SmartSelector:
         self._coarse.factor = cw / w
         for lvl in (self._fine, self._coarse):
             lvl.spatial = corner_cost(lvl.inside, cfg.corner_prior, cfg.corner_sigma)
+            if cfg.connect_prior > 0:
+                dist = outside_distance(lvl.z, lvl.inside)
+                lvl.spatial = lvl.spatial + cfg.connect_prior * np.exp(-dist / cfg.connect_scale)
         ring = z_all[~in_crop]
         self._ring = ring[:: max(1, len(ring) // cfg.ring_samples)]
-        self._fg: Gmm | None = None
-        self._bg: Gmm | None = None
+        self._fg: Gmm | Hist | None = None
+        self._bg: Gmm | Hist | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
         self._coarse_mask: np.ndarray | None = None
         self._seed_radius: dict[Click, float] = {}  # working pixels, fixed when first seen
@@ -538,15 +615,27 @@ class SmartSelector:
                 ev.prior -= cfg.click_prior * bump
         return ev
 
+    def _fit(
+        self, x: np.ndarray, k: int, wts: np.ndarray | None, init: Gmm | Hist | None
+    ) -> Gmm | Hist:
+        """One colour model of ``(N, D)`` samples, as ``SelectionConfig.model`` says (the
+        histogram needs 3-D Lab; other features always get a mixture)."""
+        cfg = self.cfg
+        if cfg.model == "hist" and x.shape[1] == 3:
+            return fit_hist(x, cfg.hist_bins, cfg.hist_sigma, wts)
+        return fit_gmm(x, k, wts, init if isinstance(init, Gmm) else None)
+
     def _costs(
         self, level: _Level, ev: _Evidence, previous: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Unary costs ``(cost_fg, cost_bg)`` at ``level`` from the current colour models."""
         assert self._fg is not None and self._bg is not None
         h, w = level.shape
-        cost_fg = -gmm_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
-        cost_fg += self.cfg.fg_bias + level.spatial
-        cost_bg = -gmm_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
+        cost_fg = -model_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
+        cost_fg += (
+            self.cfg.fg_bias if previous is None else self.cfg.click_fg_bias
+        ) + level.spatial
+        cost_bg = -model_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
         if previous is not None and self.cfg.stick > 0:
             keep = self.cfg.stick * (1 - ev.near)
             cost_fg += keep * ~previous
@@ -577,12 +666,15 @@ class SmartSelector:
                 outside = np.concatenate([flat[~inside.ravel()], self._ring])
                 like = gmm_loglik(fit_gmm(outside, cfg.components), flat)
                 fg_sel &= like < np.quantile(like[fg_sel], 1.0 - cfg.init_drop)
+            elif previous is None and cfg.redrop > 0 and self._bg is not None and fg_sel.any():
+                margin = model_loglik(self._bg, flat) - model_loglik(self._fg, flat)
+                fg_sel &= margin < np.quantile(margin[fg_sel], 1.0 - cfg.redrop)
             fg_x, fg_w = _with_extra(flat[fg_sel], ev.pos, cfg)
             bg_x, bg_w = _with_extra(np.concatenate([flat[~mask.ravel()], self._ring]), ev.neg, cfg)
             if len(fg_x) < 8:
                 fg_x, fg_w = flat[inside.ravel()], None
-            self._fg = fit_gmm(fg_x, cfg.components, fg_w, self._fg)
-            self._bg = fit_gmm(bg_x, cfg.components, bg_w, self._bg)
+            self._fg = self._fit(fg_x, cfg.components, fg_w, self._fg)
+            self._bg = self._fit(bg_x, cfg.bg_components or cfg.components, bg_w, self._bg)
             cost_fg, cost_bg = self._costs(lvl, ev, previous)
             new = graph_cut(cost_fg, cost_bg, lvl.edges, ev.hard_fg, ev.hard_bg)
             if np.array_equal(new, mask):
