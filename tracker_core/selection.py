@@ -10,8 +10,10 @@ every setting tried, including the ones that lost):
   the boundary at the working resolution; the result is upsampled and snapped to
   full-resolution edges with a guided filter;
 * a weaker edge term (``gamma`` 10; GrabCut's 50 removes thin parts at this scale), background
-  colours also sampled from a ring around the box, and the first foreground model leaves out
-  the box pixels the background model explains best (``init_drop``);
+  colours also sampled from a ring around the box, the first foreground model leaves out
+  the box pixels the background model explains best (``init_drop``), and every pixel pays a
+  small cost for being foreground (``fg_bias``: a box around a thin or spread-out object is
+  mostly background, which the colour models alone over-segment);
 * a click is a hard seed, its neighbourhood joins that side's colour model, it biases nearby
   pixels (a Gaussian of the box size) and, after the first cut, pixels far from every click
   keep their label unless the evidence is strong (``stick``), so a click fixes its region
@@ -31,8 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import scipy.sparse as sp
-from scipy import ndimage
-from scipy.sparse.csgraph import breadth_first_order, dijkstra, maximum_flow
+from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from tracker_core.propagate import guided_filter
 
@@ -57,15 +58,9 @@ class SelectionConfig:
     max_upscale: float = 2.0
     margin: float = 0.08  # crop margin around the box (fraction of the box side) ...
     min_margin: int = 6  # ... and at least this many pixels
-    ring: float = 0.4  # background colour samples: a ring this wide (fraction) around the box
+    ring: float = 0.6  # background colour samples: a ring this wide (fraction) around the box
     ring_samples: int = 3000  # at most about this many of them (evenly subsampled)
     components: int = 5  # Gaussians per colour model
-    model: str = "gmm"  # colour model: "gmm" (Gaussian mixture) or "hist" (smoothed histogram)
-    hist_bins: int = 16  # histogram bins per Lab axis ...
-    hist_sigma: float = 1.0  # ... smoothed by a Gaussian of this many bins
-    bg_components: int = 0  # Gaussians of the background model (0 = ``components``)
-    redrop: float = 0.0  # later box iterations also leave out this fraction of the mask
-    # pixels that the background model explains best
     iterations: int = 4  # iterations from a box
     click_iterations: int = 2  # iterations after a click (warm-started from the last result)
     gamma: float = 10.0  # edge (pairwise) weight
@@ -81,21 +76,12 @@ class SelectionConfig:
     coarse: float = 0.5  # the iterations run at this fraction of the working resolution ...
     band: int = 3  # ... and the final cut decides this many working pixels around its boundary
     refine_radius: int = 2  # guided-filter radius at full resolution (0 = off)
-    click_scale: float = 0.0  # a click's hard seed grows to this fraction of its distance to
-    # the current boundary of the region it was made in (the middle of a wrong region)
-    local: bool = False  # a click changes only the connected changed regions it touches ...
-    click_reach: float = 0.0  # ... and (when > 0) only within this many times its distance
-    # to that boundary (at least 2 seed radii)
-    fg_bias: float = 0.0  # extra cost (nats) of labelling any pixel foreground: from a box ...
-    click_fg_bias: float = 0.0  # ... and after clicks
-    connect_prior: float = 0.0  # extra foreground cost (nats) of box pixels joined to the
-    # outside of the box by a path without a colour edge (a background region the box cuts)
-    connect_scale: float = 2.0  # ... fading as exp(-geodesic distance / this), the distance in
-    # units of the median neighbour colour difference, differences below it counting 0
-    corner_prior: float = 0.0  # extra foreground cost (nats) at the box corners, fading ...
-    corner_sigma: float = 0.25  # ... to 0 as a Gaussian of this fraction of the box diagonal
+    fg_bias: float = 0.5  # extra cost (nats) of labelling any pixel foreground (a box drawn
+    # around a thin or spread-out object holds more background than the colour models admit)
 
     def __post_init__(self) -> None:
+        if self.fg_bias < 0:
+            raise ValueError("fg_bias >= 0 required")
         if self.work_pixels < 64 or self.components < 1 or self.iterations < 1:
             raise ValueError("work_pixels >= 64, components >= 1 and iterations >= 1 required")
         if self.click_iterations < 1 or not 0 <= self.init_drop < 1:
@@ -240,42 +226,6 @@ def gmm_loglik(gmm: Gmm, x: np.ndarray) -> np.ndarray:
     return (top + np.log(np.exp(comp - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
-@dataclass(frozen=True)
-class Hist:
-    """A smoothed colour histogram over CIE Lab: ``log_p (B, B, B)`` log-density per bin."""
-
-    log_p: np.ndarray
-
-
-_LAB_LO = np.array([0.0, -128.0, -128.0], np.float32)
-_LAB_SPAN = np.array([100.0, 256.0, 256.0], np.float32)
-
-
-def _bin_index(x: np.ndarray, bins: int) -> np.ndarray:
-    """``(N, 3)`` Lab -> ``(N,)`` flat bin index."""
-    q = np.clip(((x - _LAB_LO) / _LAB_SPAN * bins).astype(np.int64), 0, bins - 1)
-    return (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-
-
-def fit_hist(
-    samples: np.ndarray, bins: int, sigma: float, sample_weights: np.ndarray | None = None
-) -> Hist:
-    """Weighted ``(N, 3)`` Lab samples -> a histogram smoothed by ``sigma`` bins (plus a
-    small floor so unseen colours are unlikely, not impossible)."""
-    counts = np.bincount(_bin_index(samples, bins), sample_weights, bins**3).reshape((bins,) * 3)
-    smooth = ndimage.gaussian_filter(counts.astype(np.float64), sigma, mode="constant")
-    density = smooth / max(smooth.sum(), 1e-12) + 1e-6
-    return Hist(np.log(density / density.sum()).astype(np.float32) + 3 * math.log(bins))
-
-
-def model_loglik(model: Gmm | Hist, x: np.ndarray) -> np.ndarray:
-    """``(N, D)`` -> ``(N,)`` log-likelihood under a mixture or a histogram."""
-    if isinstance(model, Hist):
-        bins = model.log_p.shape[0]
-        return model.log_p.ravel()[_bin_index(x, bins)]
-    return gmm_loglik(model, x)
-
-
 # --------------------------------------------------------------------------- graph cut
 
 
@@ -389,47 +339,6 @@ def disk(shape: tuple[int, int], x: float, y: float, radius: float) -> np.ndarra
     return out
 
 
-def corner_cost(inside: np.ndarray, weight: float, sigma: float) -> np.ndarray | float:
-    """``(h, w)`` extra foreground cost near the corners of the box ``inside (h, w) bool``:
-    ``weight * exp(-d^2 / (2 (sigma * diag)^2))`` with ``d`` the distance to the nearest corner
-    (a box drawn around an object rarely has the object in its corners)."""
-    if weight <= 0 or not inside.any():
-        return 0.0
-    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
-    y0, y1, x0, x1 = rows[0] - 0.5, rows[-1] + 0.5, cols[0] - 0.5, cols[-1] + 0.5
-    s2 = 2 * (sigma * math.hypot(x1 - x0, y1 - y0)) ** 2
-    ys, xs = np.mgrid[: inside.shape[0], : inside.shape[1]].astype(np.float32)
-    dx = np.minimum(np.abs(xs - x0), np.abs(xs - x1)) ** 2
-    dy = np.minimum(np.abs(ys - y0), np.abs(ys - y1)) ** 2
-    return (weight * np.exp(-(dx + dy) / s2)).astype(np.float32)
-
-
-def outside_distance(z: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """``(h, w) float32`` geodesic distance of every pixel of ``z (h, w, D)`` to the pixels
-    outside ``inside (h, w) bool``, along 8-neighbour paths whose step cost is the colour
-    difference minus the median difference (clipped at 0), in units of that median: a region
-    that the box cuts through stays near 0, an object behind an edge is far."""
-    h, w = inside.shape
-    idx = np.arange(h * w).reshape(h, w)
-    rows, cols, diffs = [], [], []
-    for k in range(len(_NEIGHBOURS)):
-        src, dst = _pairs(k, h, w)
-        rows.append(idx[src].ravel())
-        cols.append(idx[dst].ravel())
-        diffs.append(np.sqrt(((z[src] - z[dst]) ** 2).sum(-1)).ravel())
-    d = np.concatenate(diffs)
-    med = float(np.median(d)) or 1.0
-    cost = np.maximum(d / med - 1.0, 0.0) + 1e-3
-    graph = sp.csr_matrix(
-        (cost, (np.concatenate(rows), np.concatenate(cols))), shape=(h * w, h * w)
-    )
-    sources = np.flatnonzero(~inside.ravel())
-    if len(sources) == 0:
-        return np.full((h, w), np.inf, np.float32)
-    dist = dijkstra(graph, directed=False, indices=sources, min_only=True)
-    return dist.reshape(h, w).astype(np.float32)
-
-
 def lab_features(rgb: np.ndarray) -> np.ndarray:
     """``(h, w, 3) uint8`` RGB -> ``(h, w, 3) float32`` CIE Lab (L 0..100, a/b about ±100),
     through OpenCV's 8-bit conversion (13x faster than the float one; steps of 0.4 in L)."""
@@ -448,7 +357,6 @@ class _Level:
     inside: np.ndarray
     edges: np.ndarray
     factor: float
-    spatial: np.ndarray | float = 0.0  # (h, w) extra foreground cost from the box geometry
 
     @property
     def flat(self) -> np.ndarray:
@@ -479,7 +387,6 @@ class _Evidence:
     near: np.ndarray
     pos: list[np.ndarray]
     neg: list[np.ndarray]
-    seeds: np.ndarray  # (h, w) bool: the clicks' hard-seed disks, either side
 
 
 class SmartSelector:
@@ -546,19 +453,12 @@ class SmartSelector:
         coarse_edges = edge_weights(zc, cfg.gamma * cw / w)  # same cost per image length
         self._coarse = _Level(zc, self._fine_to(inside, (ch, cw)), coarse_edges, 0)
         self._coarse.factor = cw / w
-        for lvl in (self._fine, self._coarse):
-            lvl.spatial = corner_cost(lvl.inside, cfg.corner_prior, cfg.corner_sigma)
-            if cfg.connect_prior > 0:
-                dist = outside_distance(lvl.z, lvl.inside)
-                lvl.spatial = lvl.spatial + cfg.connect_prior * np.exp(-dist / cfg.connect_scale)
         ring = z_all[~in_crop]
         self._ring = ring[:: max(1, len(ring) // cfg.ring_samples)]
-        self._fg: Gmm | Hist | None = None
-        self._bg: Gmm | Hist | None = None
+        self._fg: Gmm | None = None
+        self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
         self._coarse_mask: np.ndarray | None = None
-        self._seed_radius: dict[Click, float] = {}  # working pixels, fixed when first seen
-        self._depth: dict[Click, float] = {}  # distance to the wrong region's boundary
         if initial is not None:
             sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
             small = cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
@@ -590,16 +490,13 @@ class SmartSelector:
             np.zeros((h, w), np.float32),
             [],
             [],
-            np.zeros((h, w), bool),
         )
         ys, xs = np.mgrid[:h, :w].astype(np.float32)
         sigma = cfg.click_prior_sigma * math.hypot(w, h)
         px = self.outer.scale * level.factor
         for click in clicks:
             cx, cy = level.point(*self._to_work(click.x, click.y))
-            radius = self._seed_radius.get(click, cfg.click_radius * self.outer.scale)
-            seed = disk((h, w), cx, cy, radius * level.factor) & inside
-            ev.seeds |= seed
+            seed = disk((h, w), cx, cy, cfg.click_radius * px) & inside
             near = disk((h, w), cx, cy, cfg.click_sample_radius * px).ravel()
             bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
             ev.near = np.maximum(ev.near, bump)
@@ -615,27 +512,15 @@ class SmartSelector:
                 ev.prior -= cfg.click_prior * bump
         return ev
 
-    def _fit(
-        self, x: np.ndarray, k: int, wts: np.ndarray | None, init: Gmm | Hist | None
-    ) -> Gmm | Hist:
-        """One colour model of ``(N, D)`` samples, as ``SelectionConfig.model`` says (the
-        histogram needs 3-D Lab; other features always get a mixture)."""
-        cfg = self.cfg
-        if cfg.model == "hist" and x.shape[1] == 3:
-            return fit_hist(x, cfg.hist_bins, cfg.hist_sigma, wts)
-        return fit_gmm(x, k, wts, init if isinstance(init, Gmm) else None)
-
     def _costs(
         self, level: _Level, ev: _Evidence, previous: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Unary costs ``(cost_fg, cost_bg)`` at ``level`` from the current colour models."""
         assert self._fg is not None and self._bg is not None
         h, w = level.shape
-        cost_fg = -model_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
-        cost_fg += (
-            self.cfg.fg_bias if previous is None else self.cfg.click_fg_bias
-        ) + level.spatial
-        cost_bg = -model_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
+        cost_fg = -gmm_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
+        cost_fg += self.cfg.fg_bias
+        cost_bg = -gmm_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
         if previous is not None and self.cfg.stick > 0:
             keep = self.cfg.stick * (1 - ev.near)
             cost_fg += keep * ~previous
@@ -647,11 +532,6 @@ class SmartSelector:
         empty outside the box. The first call cuts from the box (``iterations``); later calls
         start from the last result (``click_iterations``)."""
         cfg = self.cfg
-        new_clicks = [c for c in clicks if c not in self._seed_radius]
-        for click in new_clicks:
-            self._depth[click] = self._click_depth(click)
-            base = cfg.click_radius * self.outer.scale
-            self._seed_radius[click] = max(base, cfg.click_scale * self._depth[click])
         lvl = self._coarse
         flat, inside = lvl.flat, lvl.inside
         ev = self._evidence(lvl, clicks)
@@ -666,15 +546,12 @@ class SmartSelector:
                 outside = np.concatenate([flat[~inside.ravel()], self._ring])
                 like = gmm_loglik(fit_gmm(outside, cfg.components), flat)
                 fg_sel &= like < np.quantile(like[fg_sel], 1.0 - cfg.init_drop)
-            elif previous is None and cfg.redrop > 0 and self._bg is not None and fg_sel.any():
-                margin = model_loglik(self._bg, flat) - model_loglik(self._fg, flat)
-                fg_sel &= margin < np.quantile(margin[fg_sel], 1.0 - cfg.redrop)
             fg_x, fg_w = _with_extra(flat[fg_sel], ev.pos, cfg)
             bg_x, bg_w = _with_extra(np.concatenate([flat[~mask.ravel()], self._ring]), ev.neg, cfg)
             if len(fg_x) < 8:
                 fg_x, fg_w = flat[inside.ravel()], None
-            self._fg = self._fit(fg_x, cfg.components, fg_w, self._fg)
-            self._bg = self._fit(bg_x, cfg.bg_components or cfg.components, bg_w, self._bg)
+            self._fg = fit_gmm(fg_x, cfg.components, fg_w, self._fg)
+            self._bg = fit_gmm(bg_x, cfg.components, bg_w, self._bg)
             cost_fg, cost_bg = self._costs(lvl, ev, previous)
             new = graph_cut(cost_fg, cost_bg, lvl.edges, ev.hard_fg, ev.hard_bg)
             if np.array_equal(new, mask):
@@ -691,47 +568,8 @@ class SmartSelector:
         cost_fg, cost_bg = self._costs(fine, ev, self._mask)
         hard_fg = (sure_fg & ~ev.hard_bg) | ev.hard_fg
         hard_bg = sure_bg & ~ev.hard_fg | ev.hard_bg
-        result = graph_cut(cost_fg, cost_bg, fine.edges, hard_fg, hard_bg)
-        if cfg.local and self._mask is not None and new_clicks:
-            reach = np.ones(fine.shape, bool)
-            if cfg.click_reach > 0:
-                reach[:] = False
-                for click in new_clicks:
-                    cx, cy = self._to_work(click.x, click.y)
-                    radius = max(2 * self._seed_radius[click], cfg.click_reach * self._depth[click])
-                    reach |= disk(fine.shape, cx, cy, radius)
-            ev_new = self._evidence(fine, new_clicks)
-            result = self._local_change(self._mask, result, ev_new, reach)
-            self._coarse_mask = self._coarse.resample(result) & self._coarse.inside
-        self._mask = result
+        self._mask = graph_cut(cost_fg, cost_bg, fine.edges, hard_fg, hard_bg)
         return self._to_full(self._mask)
-
-    def _click_depth(self, click: Click) -> float:
-        """A new click's distance (working pixels) to the boundary of the wrongly labelled
-        region it sits in (0 when the click agrees with the current mask): an annotator clicks
-        in the middle of what is wrong, so this is about that region's radius."""
-        if self._mask is None:
-            return 0.0
-        h, w = self._fine.shape
-        cx, cy = self._to_work(click.x, click.y)
-        x, y = int(np.clip(round(cx), 0, w - 1)), int(np.clip(round(cy), 0, h - 1))
-        wrong = (self._mask != click.positive) & self._fine.inside
-        if not wrong[y, x]:
-            return 0.0
-        dist = cv2.distanceTransform(np.pad(wrong, 1).astype(np.uint8), cv2.DIST_L2, 5)
-        return float(dist[y + 1, x + 1])
-
-    @staticmethod
-    def _local_change(
-        old: np.ndarray, new: np.ndarray, ev: _Evidence, reach: np.ndarray
-    ) -> np.ndarray:
-        """``new`` where it differs from ``old`` inside ``reach`` in a connected region that
-        touches a seed of ``ev`` (the new clicks), ``old`` elsewhere; the seeds always apply."""
-        diff = ((old != new) & reach).astype(np.uint8)
-        _, labels = cv2.connectedComponents(diff, connectivity=8)
-        touched = np.unique(labels[ev.seeds & (diff > 0)])
-        keep = np.isin(labels, touched[touched > 0]) | ev.seeds
-        return np.where(keep, new, old)
 
     def _to_full(self, mask: np.ndarray) -> np.ndarray:
         """Working-resolution mask -> ``(H, W) bool``, upsampled and snapped to image edges."""
