@@ -10,8 +10,10 @@ every setting tried, including the ones that lost):
   the boundary at the working resolution; the result is upsampled and snapped to
   full-resolution edges with a guided filter;
 * a weaker edge term (``gamma`` 10; GrabCut's 50 removes thin parts at this scale), background
-  colours also sampled from a ring around the box, and the first foreground model leaves out
-  the box pixels the background model explains best (``init_drop``);
+  colours also sampled from a ring around the box, the first foreground model leaves out
+  the box pixels the background model explains best (``init_drop``), and every pixel pays a
+  small cost for being foreground (``fg_bias``: a box around a thin or spread-out object is
+  mostly background, which the colour models alone over-segment);
 * a click is a hard seed, its neighbourhood joins that side's colour model, it biases nearby
   pixels (a Gaussian of the box size) and, after the first cut, pixels far from every click
   keep their label unless the evidence is strong (``stick``), so a click fixes its region
@@ -56,7 +58,7 @@ class SelectionConfig:
     max_upscale: float = 2.0
     margin: float = 0.08  # crop margin around the box (fraction of the box side) ...
     min_margin: int = 6  # ... and at least this many pixels
-    ring: float = 0.4  # background colour samples: a ring this wide (fraction) around the box
+    ring: float = 0.6  # background colour samples: a ring this wide (fraction) around the box
     ring_samples: int = 3000  # at most about this many of them (evenly subsampled)
     components: int = 5  # Gaussians per colour model
     iterations: int = 4  # iterations from a box
@@ -74,8 +76,12 @@ class SelectionConfig:
     coarse: float = 0.5  # the iterations run at this fraction of the working resolution ...
     band: int = 3  # ... and the final cut decides this many working pixels around its boundary
     refine_radius: int = 2  # guided-filter radius at full resolution (0 = off)
+    fg_bias: float = 0.5  # extra cost (nats) of labelling any pixel foreground (a box drawn
+    # around a thin or spread-out object holds more background than the colour models admit)
 
     def __post_init__(self) -> None:
+        if self.fg_bias < 0:
+            raise ValueError("fg_bias >= 0 required")
         if self.work_pixels < 64 or self.components < 1 or self.iterations < 1:
             raise ValueError("work_pixels >= 64, components >= 1 and iterations >= 1 required")
         if self.click_iterations < 1 or not 0 <= self.init_drop < 1:
@@ -513,6 +519,7 @@ class SmartSelector:
         assert self._fg is not None and self._bg is not None
         h, w = level.shape
         cost_fg = -gmm_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
+        cost_fg += self.cfg.fg_bias
         cost_bg = -gmm_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
         if previous is not None and self.cfg.stick > 0:
             keep = self.cfg.stick * (1 - ev.near)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -117,3 +118,20 @@ def test_rejects_bad_inputs() -> None:
         SmartSelector(np.zeros((10, 10), np.uint8), (0, 0, 5, 5))
     with pytest.raises(ValueError):
         SelectionConfig(iterations=0)
+
+
+def test_foreground_bias_gives_ambiguous_pixels_to_the_background() -> None:
+    # A blurred disk: its rim blends object and background colour, so only the bias decides it.
+    image, disk = disk_image()
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.0)
+    box = (22, 12, 59, 49)
+    sizes, scores = [], []
+    for bias in (0.0, 0.5, 2.0):
+        mask = SmartSelector(blurred, box, SelectionConfig(fg_bias=bias)).update()
+        sizes.append(int(mask.sum()))
+        scores.append(iou(mask, disk))
+    assert sizes[0] > sizes[1] > sizes[2] > disk.sum()  # the blurred rim is given up first
+    assert scores[0] < scores[1] < scores[2] and scores[0] > 0.8
+    assert SelectionConfig().fg_bias > 0  # on by default (benchmarks/RESULTS.md)
+    with pytest.raises(ValueError, match="fg_bias"):
+        SelectionConfig(fg_bias=-1.0)
