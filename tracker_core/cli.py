@@ -19,11 +19,9 @@ import torch
 from tqdm import tqdm
 
 from tracker_core.encoder import Encoder, load_encoder
-from tracker_core.errors import ExportError, FrameDamaged, MaskError, TrackpaintError
-from tracker_core.labels import FrameLabels
-from tracker_core.masks import load_mask
+from tracker_core.errors import ExportError, FrameDamaged, TrackpaintError
 from tracker_core.native_log import quiet_native_logging
-from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagate import PropagationConfig
 from tracker_core.video import VideoSource, summarize_damaged
 
 EXIT_ERROR = 2
@@ -78,51 +76,34 @@ def encoder_from_args(args: argparse.Namespace) -> Encoder:
 def run_propagate(args: argparse.Namespace) -> int:
     """Propagate an initial mask through a whole video; write DIR/NNNNN.png for every frame
     (``--out``; with ``--skip-damaged`` the damaged frames get none and are listed at the end)
-    and/or a project to correct in the GUI (``--project``), each atomically."""
-    from tracker_core.prelabel import PropagationWriter
+    and/or a project to correct in the GUI (``--project``), each atomically
+    (:func:`tracker_core.prelabel.prelabel_video`, the code path ``trackpaint batch`` runs too)."""
+    from tracker_core.prelabel import Seed, prelabel_video
 
     if args.out is None and args.project is None:
         raise ExportError("nothing to write: give --out DIR and/or --project FILE.trackpaint")
     encoder = encoder_from_args(args)
     cfg = dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged)
-    with VideoSource.open(args.source) as video:
-        n = len(video)
-        if not 0 <= args.init_frame < n:
-            raise MaskError(f"--init-frame {args.init_frame} is outside 0..{n - 1}", args.source)
-        mask = load_mask(args.init, expected_hw=(video.height, video.width))
-        if not mask.any():
-            raise MaskError("initial mask is empty (no object pixels)", args.init)
-        if video.damaged and not args.skip_damaged:  # known at open: refuse before writing
-            raise video.damaged[0].error()
-        refs = {args.init_frame: FrameLabels(mask=mask)}
-        writer = PropagationWriter(
+    with tqdm(unit="frame", disable=args.quiet, desc="propagating") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = prelabel_video(
             Path(args.source),
-            n,
-            (video.height, video.width),
-            args.init_frame,
-            mask,
+            Seed("mask", Path(args.init), args.init_frame),
+            encoder,
+            cfg,
             masks_dir=None if args.out is None else Path(args.out),
             project_path=None if args.project is None else Path(args.project),
-            inputs=[("input video", args.source), ("initial mask", args.init)],
+            progress=progress,
         )
-        seconds, count = 0.0, 0
-        with (
-            writer as sink,
-            tqdm(total=n - 1, unit="frame", disable=args.quiet, desc="propagating") as bar,
-        ):
-            for stop in (n, -1):
-                for res in propagate(video.frame, args.init_frame, stop, refs, {}, encoder, cfg):
-                    assert res.labels.mask is not None
-                    sink.add(res.index, res.labels.mask, res.confidence)
-                    seconds += res.seconds
-                    count += 1
-                    bar.update(1)
-        damaged = video.damaged
-    ms = 1000 * seconds / max(count, 1)
-    written = [f"{count + 1} masks to {args.out}"] if args.out is not None else []
+    ms, n = result.ms_per_frame, result.frames
+    written = [f"{result.propagated + 1} masks to {args.out}"] if args.out is not None else []
     written += [f"a project of {n} frames to {args.project}"] if args.project is not None else []
-    print(f"wrote {' and '.join(written)} | {ms:.1f} ms/frame propagation ({encoder.name})")
-    for line in summarize_damaged(damaged):
+    print(f"wrote {' and '.join(written)} | {ms:.1f} ms/frame propagation ({result.encoder})")
+    for line in summarize_damaged(result.damaged):
         print(f"trackpaint: warning: {line} (skipped: no mask)", file=sys.stderr)
     return 0
 
