@@ -108,6 +108,57 @@ def run_propagate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ batch
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Pre-label every item of a manifest (tracker_core.batch); 1 if any item failed."""
+    from tracker_core import batch
+
+    items = batch.read_manifest(args.manifest)
+    exports = tuple(f for f in args.export.split(",") if f)
+    for fmt in exports:
+        if fmt not in batch.EXPORT_FORMATS:
+            known = ", ".join(batch.EXPORT_FORMATS)
+            raise TrackpaintError(f"--export: unknown format {fmt!r} (known: {known})")
+    if args.workers is not None and args.workers < 1:
+        raise TrackpaintError("--workers must be >= 1")
+    if args.model is not None and args.model != "lab":
+        args.model = os.path.abspath(args.model)
+    settings = batch.BatchSettings(
+        out=Path(os.path.abspath(args.out)),
+        model=args.model,
+        lab_weight=args.lab_weight,
+        config=dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged),
+        exports=exports,
+    )
+    with tqdm(unit="frame", disable=args.quiet, desc="batch") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        results = batch.run_batch(
+            items,
+            settings,
+            manifest=Path(os.path.abspath(args.manifest)),
+            workers=args.workers,
+            threads=args.threads,
+            ray_address=args.ray,
+            ray_cpus=args.cpus_per_task,
+            ray_gpus=args.gpus_per_task,
+            progress=progress,
+        )
+    print(batch.summary_table(results))
+    failed = sum(r.failed for r in results)
+    print(
+        f"{len(results) - failed} of {len(results)} items done or up to date"
+        f"{f', {failed} failed' if failed else ''} | summary: "
+        f"{settings.out / batch.SUMMARY_NAME}"
+    )
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------------------ eval
 
 
@@ -207,6 +258,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_protocol_args(p)
     p.set_defaults(func=run_propagate)
+
+    from tracker_core.batch import MANIFEST_HELP
+
+    p = sub.add_parser(
+        "batch",
+        help="pre-label every video of a manifest (local worker pool or Ray)",
+        description="Pre-label every video of a manifest: one project per item, resumable.",
+        epilog=MANIFEST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("manifest", help="CSV or JSON Lines manifest (columns below)")
+    p.add_argument("--out", required=True, help="output root: OUT/<name>/<name>.trackpaint ...")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local worker processes (default: one per 2 cores; 1 = in this process)",
+    )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="auto|local|ADDRESS",
+        help="run one Ray task per video: on the running cluster (auto), a new local one "
+        "(local), or the cluster at ADDRESS; needs trackpaint[cluster]",
+    )
+    p.add_argument("--cpus-per-task", type=float, default=2.0, help="Ray: CPUs per task")
+    p.add_argument("--gpus-per-task", type=float, default=0.0, help="Ray: GPUs per task")
+    p.add_argument("--export", default="", help="also export each project: davis,coco")
+    p.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="propagate past damaged frames (default: such an item fails naming the frame)",
+    )
+    add_protocol_args(p)
+    p.set_defaults(func=run_batch)
 
     p = sub.add_parser("eval", help="DAVIS J&F on a DAVIS-layout folder")
     p.add_argument("davis_root")
