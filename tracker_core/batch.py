@@ -390,8 +390,11 @@ def outputs_intact(item: BatchItem, settings: BatchSettings) -> bool:
                 return False
         else:
             folder = out / "Annotations" / default_name(item.video)
-            if read_manifest(folder) is None or folder_problem(folder) is not None:
+            listed = read_manifest(folder)
+            if listed is None or folder_problem(folder) is not None:
                 return False
+            if any(not (folder / name).is_file() for name in listed["files"]):
+                return False  # folder_problem accepts a file removed; completeness does not
     return True
 
 
