@@ -687,6 +687,13 @@ def run_batch(
         ray_cpus, ray_gpus: resources of each Ray task.
         progress: ``progress(frames done, frames total)`` after each finished item.
     """
+    from tracker_core.outputs import check_not_input, make_parents
+
+    inputs = [("manifest", manifest)]
+    for item in items:
+        inputs += [("input video", item.video), (item.seed.label, item.seed.path)]
+    check_not_input(settings.out / SUMMARY_NAME, inputs)  # OUT is not, nor is inside, an input
+    make_parents(settings.out)  # here, not racing in the workers
     plan = plan_batch(items, settings)
     results: dict[str, ItemResult] = {r.name: r for r in plan.skipped}
     estimates = {item.name: estimate_frames(item.video) for item, _ in plan.jobs}
