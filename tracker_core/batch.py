@@ -522,6 +522,7 @@ def run_local(
     jobs: Sequence[Job], settings: BatchSettings, workers: int, threads: int, on_done: OnDone
 ) -> None:
     """Run ``jobs`` with ``workers`` processes (1: in this process); ``on_done`` per item."""
+    workers = min(workers, len(jobs))
     if workers <= 1:
         for item, key in jobs:
             on_done(run_item(item, settings, key, threads))

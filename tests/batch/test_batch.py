@@ -229,3 +229,11 @@ def test_help_documents_the_columns(capsys):
 
 def test_clips_fixture_sanity(clips: list[Clip]):
     assert [c.frames for c in clips] == [8, 10, 9]
+
+
+def test_an_output_root_inside_an_input_is_refused(clips, tmp_path, capsys):
+    manifest = manifest_for(clips[:1], tmp_path / "manifest.csv")
+    out = clips[0].video / "labels"
+    code, _, err, _ = batch(capsys, manifest, out)
+    assert code == 2 and "inside the input video" in err and err.count("\n") == 1
+    assert not out.exists()
