@@ -22,7 +22,7 @@ def test_a_killed_batch_resumes_with_the_unfinished_items(tmp_path: Path) -> Non
     data = tmp_path / "data"
     data.mkdir()
     # the first item is short; the second long enough (~1-2 s) that the kill lands inside it
-    clips = [make_clip(data, "first", 6, 0), make_clip(data, "long", 90, 1)]
+    clips = [make_clip(data, "first", 6, 0), make_clip(data, "long", 150, 1)]
     clips.append(make_clip(data, "last", 6, 2))
     manifest = manifest_for(clips, tmp_path / "manifest.csv")
     out = tmp_path / "out"
