@@ -152,14 +152,16 @@ def main() -> None:
         if ray is not None:
             ray.shutdown()
         runs = list(outs)
-        for other in runs[1:]:
-            diff = 0
-            for item in items:
-                name = f"{item.name}/{item.name}.trackpaint"
-                a, b = project_masks(outs[runs[0]] / name), project_masks(outs[other] / name)
-                diff += int((a != b).sum())
-            verdict = "identical masks" if diff == 0 else f"{diff} pixels differ"
-            print(f"{runs[0]} vs {other}: {verdict} on all {len(items)} sequences")
+        for i, first in enumerate(runs):
+            for other in runs[i + 1 :]:
+                diff = total = 0
+                for item in items:
+                    name = f"{item.name}/{item.name}.trackpaint"
+                    a, b = project_masks(outs[first] / name), project_masks(outs[other] / name)
+                    diff += int((a != b).sum())
+                    total += a.size
+                verdict = "identical masks" if diff == 0 else f"{diff} of {total} pixels differ"
+                print(f"{first} vs {other}: {verdict} ({len(items)} sequences)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
