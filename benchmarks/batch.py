@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker_core.batch import BatchItem, BatchSettings, ItemResult, run_batch
+from tracker_core.encoder import native_bf16
 from tracker_core.prelabel import Seed
 from tracker_core.project import Project
 
@@ -99,14 +100,19 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="first K frames of each")
     parser.add_argument("--runs", default="local1,local2,ray2")
     parser.add_argument("--cores", type=int, default=2, help="cores to use (this machine: 2)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     parser.add_argument("--keep", type=Path, default=None, help="write outputs here, keep them")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="trackpaint-batch-bench-"))
     try:
         items = build_items(args.davis_root, work, args.frames)
+        precision = args.precision or ("bf16" if native_bf16() else "fp32")  # as the CLI
         out_root = args.keep or work / "out"
-        print(f"machine: {machine()}; {args.cores} cores; model {args.model or 'bundled'}")
+        print(
+            f"machine: {machine()}; {args.cores} cores; model {args.model or 'bundled'}, "
+            f"{precision}"
+        )
         print(f"{len(items)} sequences, frames: {'all' if args.frames is None else args.frames}")
         print(
             "| runner | items | frames | wall s | frames/s | propagation s | "
@@ -116,7 +122,7 @@ def main() -> None:
         outs: dict[str, Path] = {}
         ray = None
         for run in [r for r in args.runs.split(",") if r]:
-            settings = BatchSettings(out=out_root / run, model=args.model)
+            settings = BatchSettings(out=out_root / run, model=args.model, precision=precision)
             manifest = work / "manifest.csv"
             manifest.touch()
             kwargs: dict = {}

@@ -109,6 +109,9 @@ class BatchSettings:
     lab_weight: float | None = None
     config: PropagationConfig = dataclasses.field(default_factory=PropagationConfig)
     exports: tuple[str, ...] = ()
+    # learned encoders' arithmetic, fixed for the whole batch (never the per-process timing
+    # "auto"), so every worker on every node computes the same masks and re-runs the same key
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,7 @@ def item_key(item: BatchItem, settings: BatchSettings, cache: dict[Path, str]) -
         "seed": [item.seed.kind, item.seed.frame, _digest_file(item.seed.path, cache)],
         "model": model_identity(item.model or settings.model, cache),
         "lab_weight": settings.lab_weight,
+        "precision": settings.precision,
         "preset": item.preset,
         "config": dataclasses.asdict(settings.config),
         "exports": list(settings.exports),
@@ -454,7 +458,8 @@ def run_item(item: BatchItem, settings: BatchSettings, key: str, threads: int) -
     quiet_native_logging()
     torch.set_num_threads(max(1, int(threads)))
     try:
-        encoder = load_encoder(item.model or settings.model, lab_weight=settings.lab_weight)
+        model = item.model or settings.model
+        encoder = load_encoder(model, settings.lab_weight, precision=settings.precision)
         project = project_target(settings, item)
         result = prelabel_video(
             item.video, item.seed, encoder, settings.config, project_path=project

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tracker_core.encoder import Encoder, load_encoder
+from tracker_core.encoder import Encoder, load_encoder, native_bf16
 from tracker_core.errors import ExportError, FrameDamaged, TrackpaintError
 from tracker_core.native_log import quiet_native_logging
 from tracker_core.propagate import PropagationConfig
@@ -131,6 +131,7 @@ def run_batch(args: argparse.Namespace) -> int:
         lab_weight=args.lab_weight,
         config=dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged),
         exports=exports,
+        precision=args.precision or ("bf16" if native_bf16() else "fp32"),
     )
     with tqdm(unit="frame", disable=args.quiet, desc="batch") as bar:
 
@@ -286,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-task", type=float, default=2.0, help="Ray: CPUs per task")
     p.add_argument("--gpus-per-task", type=float, default=0.0, help="Ray: GPUs per task")
     p.add_argument("--export", default="", help="also export each project: davis,coco")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="learned model arithmetic for every item (default: bf16 where the CPU has native "
+        "bf16, else fp32; fixed so every worker and node computes the same masks)",
+    )
     p.add_argument(
         "--skip-damaged",
         action="store_true",
