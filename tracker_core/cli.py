@@ -18,12 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tracker_core.encoder import Encoder, load_encoder
-from tracker_core.errors import ExportError, FrameDamaged, MaskError, TrackpaintError
-from tracker_core.labels import FrameLabels
-from tracker_core.masks import load_mask
+from tracker_core.encoder import Encoder, load_encoder, native_bf16
+from tracker_core.errors import ExportError, FrameDamaged, TrackpaintError
 from tracker_core.native_log import quiet_native_logging
-from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagate import PropagationConfig
 from tracker_core.video import VideoSource, summarize_damaged
 
 EXIT_ERROR = 2
@@ -78,53 +76,88 @@ def encoder_from_args(args: argparse.Namespace) -> Encoder:
 def run_propagate(args: argparse.Namespace) -> int:
     """Propagate an initial mask through a whole video; write DIR/NNNNN.png for every frame
     (``--out``; with ``--skip-damaged`` the damaged frames get none and are listed at the end)
-    and/or a project to correct in the GUI (``--project``), each atomically."""
-    from tracker_core.prelabel import PropagationWriter
+    and/or a project to correct in the GUI (``--project``), each atomically
+    (:func:`tracker_core.prelabel.prelabel_video`, the code path ``trackpaint batch`` runs too)."""
+    from tracker_core.prelabel import Seed, prelabel_video
 
     if args.out is None and args.project is None:
         raise ExportError("nothing to write: give --out DIR and/or --project FILE.trackpaint")
     encoder = encoder_from_args(args)
     cfg = dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged)
-    with VideoSource.open(args.source) as video:
-        n = len(video)
-        if not 0 <= args.init_frame < n:
-            raise MaskError(f"--init-frame {args.init_frame} is outside 0..{n - 1}", args.source)
-        mask = load_mask(args.init, expected_hw=(video.height, video.width))
-        if not mask.any():
-            raise MaskError("initial mask is empty (no object pixels)", args.init)
-        if video.damaged and not args.skip_damaged:  # known at open: refuse before writing
-            raise video.damaged[0].error()
-        refs = {args.init_frame: FrameLabels(mask=mask)}
-        writer = PropagationWriter(
+    with tqdm(unit="frame", disable=args.quiet, desc="propagating") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = prelabel_video(
             Path(args.source),
-            n,
-            (video.height, video.width),
-            args.init_frame,
-            mask,
+            Seed("mask", Path(args.init), args.init_frame),
+            encoder,
+            cfg,
             masks_dir=None if args.out is None else Path(args.out),
             project_path=None if args.project is None else Path(args.project),
-            inputs=[("input video", args.source), ("initial mask", args.init)],
+            progress=progress,
         )
-        seconds, count = 0.0, 0
-        with (
-            writer as sink,
-            tqdm(total=n - 1, unit="frame", disable=args.quiet, desc="propagating") as bar,
-        ):
-            for stop in (n, -1):
-                for res in propagate(video.frame, args.init_frame, stop, refs, {}, encoder, cfg):
-                    assert res.labels.mask is not None
-                    sink.add(res.index, res.labels.mask, res.confidence)
-                    seconds += res.seconds
-                    count += 1
-                    bar.update(1)
-        damaged = video.damaged
-    ms = 1000 * seconds / max(count, 1)
-    written = [f"{count + 1} masks to {args.out}"] if args.out is not None else []
+    ms, n = result.ms_per_frame, result.frames
+    written = [f"{result.propagated + 1} masks to {args.out}"] if args.out is not None else []
     written += [f"a project of {n} frames to {args.project}"] if args.project is not None else []
-    print(f"wrote {' and '.join(written)} | {ms:.1f} ms/frame propagation ({encoder.name})")
-    for line in summarize_damaged(damaged):
+    print(f"wrote {' and '.join(written)} | {ms:.1f} ms/frame propagation ({result.encoder})")
+    for line in summarize_damaged(result.damaged):
         print(f"trackpaint: warning: {line} (skipped: no mask)", file=sys.stderr)
     return 0
+
+
+# ------------------------------------------------------------------------------ batch
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Pre-label every item of a manifest (tracker_core.batch); 1 if any item failed."""
+    from tracker_core import batch
+
+    items = batch.read_manifest(args.manifest)
+    exports = tuple(f for f in args.export.split(",") if f)
+    for fmt in exports:
+        if fmt not in batch.EXPORT_FORMATS:
+            known = ", ".join(batch.EXPORT_FORMATS)
+            raise TrackpaintError(f"--export: unknown format {fmt!r} (known: {known})")
+    if args.workers is not None and args.workers < 1:
+        raise TrackpaintError("--workers must be >= 1")
+    if args.model is not None and args.model != "lab":
+        args.model = os.path.abspath(args.model)
+    settings = batch.BatchSettings(
+        out=Path(os.path.abspath(args.out)),
+        model=args.model,
+        lab_weight=args.lab_weight,
+        config=dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged),
+        exports=exports,
+        precision=args.precision or ("bf16" if native_bf16() else "fp32"),
+    )
+    with tqdm(unit="frame", disable=args.quiet, desc="batch") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        results = batch.run_batch(
+            items,
+            settings,
+            manifest=Path(os.path.abspath(args.manifest)),
+            workers=args.workers,
+            threads=args.threads,
+            ray_address=args.ray,
+            ray_cpus=args.cpus_per_task,
+            ray_gpus=args.gpus_per_task,
+            progress=progress,
+        )
+    print(batch.summary_table(results))
+    failed = sum(r.failed for r in results)
+    print(
+        f"{len(results) - failed} of {len(results)} items done or up to date"
+        f"{f', {failed} failed' if failed else ''} | summary: "
+        f"{settings.out / batch.SUMMARY_NAME}"
+    )
+    return 1 if failed else 0
 
 
 # ------------------------------------------------------------------------------ eval
@@ -226,6 +259,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_protocol_args(p)
     p.set_defaults(func=run_propagate)
+
+    from tracker_core.batch import MANIFEST_HELP
+
+    p = sub.add_parser(
+        "batch",
+        help="pre-label every video of a manifest (local worker pool or Ray)",
+        description="Pre-label every video of a manifest: one project per item, resumable.",
+        epilog=MANIFEST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("manifest", help="CSV or JSON Lines manifest (columns below)")
+    p.add_argument("--out", required=True, help="output root: OUT/<name>/<name>.trackpaint ...")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local worker processes (default: one per 2 cores; 1 = in this process)",
+    )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="auto|local|ADDRESS",
+        help="run one Ray task per video: on the running cluster (auto), a new local one "
+        "(local), or the cluster at ADDRESS; needs trackpaint[cluster]",
+    )
+    p.add_argument("--cpus-per-task", type=float, default=2.0, help="Ray: CPUs per task")
+    p.add_argument("--gpus-per-task", type=float, default=0.0, help="Ray: GPUs per task")
+    p.add_argument("--export", default="", help="also export each project: davis,coco")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="learned model arithmetic for every item (default: bf16 where the CPU has native "
+        "bf16, else fp32; fixed so every worker and node computes the same masks)",
+    )
+    p.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="propagate past damaged frames (default: such an item fails naming the frame)",
+    )
+    add_protocol_args(p)
+    p.set_defaults(func=run_batch)
 
     p = sub.add_parser("eval", help="DAVIS J&F on a DAVIS-layout folder")
     p.add_argument("davis_root")

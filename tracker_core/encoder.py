@@ -156,11 +156,14 @@ def _time_forward(net: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
     return time.perf_counter() - t0
 
 
-def load_encoder(path: str | Path | None = None, lab_weight: float | None = None) -> Encoder:
+def load_encoder(
+    path: str | Path | None = None, lab_weight: float | None = None, precision: str = "auto"
+) -> Encoder:
     """Load an encoder by checkpoint path, the name ``"lab"``, or ``None`` for the default.
 
     ``None`` means the bundled model in ``resources/models`` when present, else the Lab encoder.
-    ``lab_weight`` overrides the checkpoint's recommended colour-fusion weight.
+    ``lab_weight`` overrides the checkpoint's recommended colour-fusion weight. ``precision``
+    (learned models): ``"auto"`` times both on the first frame, or ``"fp32"`` / ``"bf16"``.
     """
     if path is not None and str(path) == "lab":
         return LabEncoder()
@@ -180,4 +183,15 @@ def load_encoder(path: str | Path | None = None, lab_weight: float | None = None
     except Exception as exc:  # a broken checkpoint surfaces as many exception types
         raise ModelError(f"cannot load model ({type(exc).__name__}: {exc})", path) from exc
     weight = float(meta.get("lab_weight", 0.0)) if lab_weight is None else lab_weight
-    return LearnedEncoder(net, name=path.stem, lab_weight=weight)
+    return LearnedEncoder(net, name=path.stem, lab_weight=weight, precision=precision)
+
+
+def native_bf16() -> bool:
+    """Whether the CPU has native bfloat16 instructions (Linux ``avx512_bf16`` / ``amx_bf16``
+    flags): a fixed, machine-level choice of precision, unlike the timing ``"auto"``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

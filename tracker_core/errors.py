@@ -51,3 +51,7 @@ class FrameDamaged(VideoError):  # noqa: N818 (reads as a state: "frame damaged"
 
 class DatasetError(TrackpaintError):
     """An evaluation data set (DAVIS root, BADJA keypoint files) is missing or incomplete."""
+
+
+class ManifestError(TrackpaintError):
+    """A batch manifest is unreadable or malformed (``<manifest>: line N: <problem>``)."""

@@ -17,6 +17,10 @@ Both targets are checked when the writer is entered, before any frame is compute
 not overlapping each other, nothing foreign there). Both are written to hidden staging copies
 and committed only when every frame is done, project first, then masks; a failure or a kill
 leaves each target holding its previous complete content (or nothing, if it had none).
+
+:func:`prelabel_video` is the whole pre-labelling run -- open the video, load the seed (a mask
+file or an existing project's earliest keyframe), propagate both ways, write through the
+writer -- and the one code path behind ``trackpaint propagate`` and ``trackpaint batch``.
 """
 
 from __future__ import annotations
@@ -24,18 +28,24 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import numpy as np
 
 from tracker_core import __version__
-from tracker_core.errors import ExportError, TrackpaintError
+from tracker_core.encoder import Encoder
+from tracker_core.errors import ExportError, MaskError, ProjectError, TrackpaintError
 from tracker_core.export.davis import davis_frame_name, objects_from_ids
 from tracker_core.labels import FrameLabels
-from tracker_core.masks import write_indexed_png
+from tracker_core.masks import load_mask, write_indexed_png
 from tracker_core.outputs import Inputs, StagedFile, StagedFolder, reason, write_error
 from tracker_core.project import FrameState, Project, mask_ids, output_stamp, stamp_output
+from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.video import DamagedFrame, VideoSource
 
 MASKS_KIND = "propagate-masks"
 PROJECT_KIND = "propagate-project"
@@ -192,3 +202,146 @@ class PropagationWriter:
             self._project_file.abort()
         if self._masks is not None:
             self._masks.abort()
+
+
+# ------------------------------------------------------------------------------ one whole run
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(done, total)``: propagated frames so far, of ``total`` = frames - 1."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Where a pre-labelling run gets its initial labels.
+
+    ``kind == "mask"``: ``path`` is an indexed/grey PNG mask (0 = background) of frame
+    ``frame``. ``kind == "project"``: ``path`` is a ``.trackpaint`` project on the same video
+    (same frame count and size); its **earliest keyframe** (the first frame any object is
+    PAINTED on) and that frame's whole id mask are the initial labels -- other keyframes,
+    keypoints and object names are not used; ``frame`` is ignored.
+    """
+
+    kind: Literal["mask", "project"]
+    path: Path
+    frame: int = 0
+
+    @property
+    def label(self) -> str:
+        """How the output-safety rule names this input."""
+        return "initial mask" if self.kind == "mask" else "seed project"
+
+
+@dataclass(frozen=True)
+class PrelabelResult:
+    """What :func:`prelabel_video` did: ``frames`` of the video, ``propagated`` of them
+    computed (the keyframe and skipped damaged frames are not), mean propagation time, the
+    confidence over the propagated frames (nan when none), the damaged frames skipped."""
+
+    frames: int
+    keyframe: int
+    propagated: int
+    ms_per_frame: float
+    confidence_mean: float
+    confidence_min: float
+    damaged: tuple[DamagedFrame, ...]
+    encoder: str
+    masks_dir: Path | None
+    project_path: Path | None
+
+
+def load_seed(seed: Seed, video: VideoSource, source: Path) -> tuple[int, np.ndarray]:
+    """``(keyframe, (H, W) uint8 id mask)`` of ``seed`` on ``video`` (opened from ``source``).
+
+    Raises:
+        MaskError: unreadable, wrongly sized or empty mask; a frame outside the video.
+        ProjectError: a broken project, one of another size or length, or without keyframes.
+    """
+    n, hw = len(video), (video.height, video.width)
+    if seed.kind == "mask":
+        if not 0 <= seed.frame < n:
+            raise MaskError(f"initial mask frame {seed.frame} is outside 0..{n - 1}", source)
+        mask = load_mask(seed.path, expected_hw=hw)
+        frame = seed.frame
+    else:
+        with Project.open(seed.path) as project:
+            if (project.num_frames, project.height, project.width) != (n, *hw):
+                raise ProjectError(
+                    f"is for {project.num_frames} frames of {project.width}x{project.height}, "
+                    f"the video has {n} of {hw[1]}x{hw[0]}",
+                    seed.path,
+                )
+            keyframes = project.keyframes()
+            if not keyframes:
+                raise ProjectError("has no keyframe (no painted frame) to start from", seed.path)
+            frame = keyframes[0]
+            labels = project.labels(frame).mask
+            mask = np.zeros(hw, np.uint8) if labels is None else np.array(labels, np.uint8)
+    if not mask.any():
+        raise MaskError(f"initial mask (frame {frame}) is empty (no object pixels)", seed.path)
+    return frame, mask
+
+
+def prelabel_video(
+    source: Path,
+    seed: Seed,
+    encoder: Encoder,
+    config: PropagationConfig,
+    *,
+    masks_dir: Path | None = None,
+    project_path: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> PrelabelResult:
+    """Propagate ``seed`` through the whole video ``source`` (both directions from the
+    keyframe) and write ``masks_dir/NNNNN.png`` and/or the project ``project_path`` atomically
+    (:class:`PropagationWriter`). With ``config.skip_damaged`` damaged frames get no mask and are
+    listed in the result; without it the first damaged frame stops the run before anything is
+    written (when known at open) or before anything is committed.
+
+    Raises:
+        TrackpaintError: one line naming the file: bad video, seed, damaged frame, refused or
+            unwritable output. Nothing is left half-written.
+    """
+    if masks_dir is None and project_path is None:
+        raise ExportError("nothing to write: give --out DIR and/or --project FILE.trackpaint")
+    with VideoSource.open(source) as video:
+        n = len(video)
+        keyframe, mask = load_seed(seed, video, Path(source))
+        if video.damaged and not config.skip_damaged:  # known at open: refuse before writing
+            raise video.damaged[0].error()
+        refs = {keyframe: FrameLabels(mask=mask)}
+        writer = PropagationWriter(
+            Path(source),
+            n,
+            (video.height, video.width),
+            keyframe,
+            mask,
+            masks_dir=masks_dir,
+            project_path=project_path,
+            inputs=[("input video", source), (seed.label, seed.path)],
+        )
+        seconds, confidences = 0.0, []
+        with writer as sink:
+            for stop in (n, -1):
+                run = propagate(video.frame, keyframe, stop, refs, {}, encoder, config)
+                for res in run:
+                    assert res.labels.mask is not None
+                    sink.add(res.index, res.labels.mask, res.confidence)
+                    seconds += res.seconds
+                    confidences.append(res.confidence)
+                    if progress is not None:
+                        progress(len(confidences), n - 1)
+        damaged = video.damaged
+    count = len(confidences)
+    conf = np.asarray(confidences, np.float64)
+    return PrelabelResult(
+        frames=n,
+        keyframe=keyframe,
+        propagated=count,
+        ms_per_frame=1000 * seconds / max(count, 1),
+        confidence_mean=float(conf.mean()) if count else math.nan,
+        confidence_min=float(conf.min()) if count else math.nan,
+        damaged=tuple(damaged),
+        encoder=encoder.name,
+        masks_dir=masks_dir,
+        project_path=project_path,
+    )
