@@ -7,6 +7,7 @@ exits with status 2; nothing already written by the user is modified.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -22,7 +23,14 @@ from tracker_core.encoder import Encoder, load_encoder
 from tracker_core.errors import ExportError, MaskError, TrackpaintError
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask, write_indexed_png
-from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagate import PropagationConfig
+from tracker_core.propagator import (
+    DEFAULT_PRESET,
+    PRESETS,
+    Propagator,
+    load_propagator,
+    preset_config,
+)
 from tracker_core.video import VideoSource
 
 EXIT_ERROR = 2
@@ -31,19 +39,34 @@ EXIT_ERROR = 2
 # ------------------------------------------------------------------------------ helpers
 
 
+PROTOCOL_OPTIONS = ("radius", "keyframe_radius", "topk", "temperature", "n_recent", "refine_radius")
+
+
 def add_protocol_args(parser: argparse.ArgumentParser) -> None:
-    """Options that override the propagation protocol (defaults: PropagationConfig)."""
-    d = PropagationConfig()
+    """Preset choice and the options that override it (defaults: the preset's values)."""
+    d = PRESETS[DEFAULT_PRESET]
     g = parser.add_argument_group("propagation protocol")
-    g.add_argument("--radius", type=int, default=d.radius, help="window radius, grid cells")
-    g.add_argument("--keyframe-radius", type=int, default=d.keyframe_radius)
-    g.add_argument("--topk", type=int, default=d.topk)
-    g.add_argument("--temperature", type=float, default=d.temperature)
-    g.add_argument("--n-recent", type=int, default=d.n_recent, help="recent frames in memory")
     g.add_argument(
-        "--refine-radius", type=int, default=d.refine_radius, help="guided filter, px (0 = off)"
+        "--preset",
+        choices=tuple(PRESETS),
+        default=DEFAULT_PRESET,
+        help="propagation preset (the options below override it)",
+    )
+    g.add_argument("--radius", type=int, help=f"window radius, grid cells ({d.radius})")
+    g.add_argument("--keyframe-radius", type=int, help=f"({d.keyframe_radius})")
+    g.add_argument("--topk", type=int, help=f"({d.topk})")
+    g.add_argument("--temperature", type=float, help=f"({d.temperature})")
+    g.add_argument("--n-recent", type=int, help=f"recent frames in memory ({d.n_recent})")
+    g.add_argument(
+        "--refine-radius", type=int, help=f"guided filter, px, 0 = off ({d.refine_radius})"
     )
     g.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="encoder arithmetic on a CPU (auto: bf16 only where the CPU has it natively)",
+    )
     parser.add_argument(
         "--model",
         default=None,
@@ -53,22 +76,26 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
 
 
 def protocol_from_args(args: argparse.Namespace) -> PropagationConfig:
-    """PropagationConfig from the parsed protocol options."""
-    return PropagationConfig(
-        radius=args.radius,
-        keyframe_radius=args.keyframe_radius,
-        topk=args.topk,
-        temperature=args.temperature,
-        n_recent=args.n_recent,
-        refine_radius=args.refine_radius,
-    )
+    """The chosen preset's PropagationConfig with the options given on the command line."""
+    given = {k: getattr(args, k) for k in PROTOCOL_OPTIONS if getattr(args, k) is not None}
+    try:
+        return preset_config(args.preset, given)
+    except ValueError as exc:  # e.g. --temperature 0
+        raise TrackpaintError(f"--preset {args.preset}: {exc}") from exc
 
 
 def encoder_from_args(args: argparse.Namespace) -> Encoder:
     """Load the encoder named by ``--model`` (and set the torch thread count)."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    return load_encoder(args.model, lab_weight=args.lab_weight)
+    return load_encoder(args.model, lab_weight=args.lab_weight, precision=args.precision)
+
+
+def propagator_from_args(args: argparse.Namespace) -> Propagator:
+    """The propagator for ``--preset`` with the protocol options and ``--model`` applied."""
+    cfg = protocol_from_args(args)
+    encoder = encoder_from_args(args)
+    return load_propagator(args.preset, encoder=encoder, overrides=dataclasses.asdict(cfg))
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -90,8 +117,7 @@ def ensure_writable_dir(path: Path) -> Path:
 
 def run_propagate(args: argparse.Namespace) -> int:
     """Propagate an initial mask through a whole video; write DIR/NNNNN.png for every frame."""
-    encoder = encoder_from_args(args)
-    cfg = protocol_from_args(args)
+    propagator = propagator_from_args(args)
     with VideoSource.open(args.source) as video:
         n = len(video)
         if not 0 <= args.init_frame < n:
@@ -104,15 +130,18 @@ def run_propagate(args: argparse.Namespace) -> int:
         write_indexed_png(out / f"{args.init_frame:05d}.png", mask)
         seconds, count = 0.0, 0
         with tqdm(total=n - 1, unit="frame", disable=args.quiet, desc="propagating") as bar:
+            cache, start = propagator.new_cache(), args.init_frame
             for stop in (n, -1):
-                for res in propagate(video.frame, args.init_frame, stop, refs, {}, encoder, cfg):
+                run = propagator.propagate(video.frame, start, stop, refs, {}, cache=cache)
+                for res in run:
                     assert res.labels.mask is not None
                     write_indexed_png(out / f"{res.index:05d}.png", res.labels.mask)
                     seconds += res.seconds
                     count += 1
                     bar.update(1)
     ms = 1000 * seconds / max(count, 1)
-    print(f"wrote {n} masks to {out} | {ms:.1f} ms/frame propagation ({encoder.name})")
+    name = f"{propagator.encoder.name}, {propagator.name}"
+    print(f"wrote {n} masks to {out} | {ms:.1f} ms/frame propagation ({name})")
     return 0
 
 
@@ -123,12 +152,11 @@ def run_eval(args: argparse.Namespace) -> int:
     """J, F and J&F per sequence on a DAVIS-layout folder."""
     from tracker_core.evaluate import evaluate_davis
 
-    encoder = encoder_from_args(args)
-    cfg = protocol_from_args(args)
+    propagator = propagator_from_args(args)
     root = Path(args.davis_root)
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
-    print(f"encoder {encoder.name} | {cfg}")
-    result = evaluate_davis(root, encoder, cfg, seqs, args.corrections, print, args.pick)
+    print(f"encoder {propagator.encoder.name} | preset {propagator.name} | {propagator.config}")
+    result = evaluate_davis(root, propagator, seqs, args.corrections, print, args.pick)
     print(
         f"{'mean':20s} J {100 * result.j:5.1f}  F {100 * result.f:5.1f}  "
         f"J&F {100 * result.jf:5.1f}  {result.ms_per_frame:6.1f} ms/frame"
@@ -143,8 +171,7 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
     """PCK@0.1 / @0.2 on BADJA-format JSON files, frames from a DAVIS root."""
     from tracker_core.evaluate import evaluate_keypoints, load_badja
 
-    encoder = encoder_from_args(args)
-    cfg = protocol_from_args(args)
+    propagator = propagator_from_args(args)
     files = [Path(p) for p in args.badja]
     expanded = [f for p in files for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
     per_seq = []
@@ -152,7 +179,7 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
         name = path.stem
         with VideoSource.open(Path(args.davis_root) / "JPEGImages" / "480p" / name) as video:
             labelled = load_badja(path, (video.height, video.width))
-            counts = evaluate_keypoints(video, labelled, encoder, cfg)
+            counts = evaluate_keypoints(video, labelled, propagator)
         scores = {a: c / max(t, 1) for a, (c, t) in counts.items()}
         per_seq.append(scores)
         print(f"{name:20s} PCK@0.1 {100 * scores[0.1]:5.1f}  PCK@0.2 {100 * scores[0.2]:5.1f}")
