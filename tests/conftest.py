@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,18 @@ from tests.fixtures_video import (
 )
 
 Clip = tuple[Path, list[np.ndarray], list[np.ndarray]]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Exported ONNX graphs go to a temporary folder, never the user's cache."""
+    old = os.environ.get("TRACKPAINT_CACHE")
+    os.environ["TRACKPAINT_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TRACKPAINT_CACHE", None)
+    else:
+        os.environ["TRACKPAINT_CACHE"] = old
 
 
 @pytest.fixture

@@ -63,9 +63,9 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     g.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16"),
+        choices=("auto", "fp32", "bf16", "int8"),
         default="auto",
-        help="encoder arithmetic on a CPU (auto: bf16 only where the CPU has it natively)",
+        help="encoder arithmetic on a CPU (auto: native bf16, else shipped int8, else fp32)",
     )
     parser.add_argument(
         "--model",

@@ -411,7 +411,7 @@ def local_affinity_copy(
     topk: int,
     temperature: float,
     eps: float = 1e-3,
-    run: int = 8,
+    run: int = 16,
 ) -> torch.Tensor:
     """Copy reference labels to the query grid through a top-k local-window affinity.
 
