@@ -309,23 +309,28 @@ def _tile_windows(bands: torch.Tensor, tile: int, radius: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def _column_table(tile: int, radii: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Window columns of references with these radii inside a row of concatenated tile scores.
+def _row_table(
+    tile: int, radii: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Window rows of references with these radii inside a row of concatenated tile scores.
 
-    Returns ``start`` (T*T, G) long: for query q of a tile and column g (one window column of
-    one reference; G = sum(2r+1)), where its 2r+1 contiguous scores begin in the score row;
-    ``length`` (G,) long; and the row length ``L = sum (T+2r)^2``.
+    Returns ``start`` (T*T, G) long: for query q of a tile and window row g (one row of one
+    reference's window; G = sum(2r+1)), where its first score is in the score row; ``stride``
+    and ``length`` (G,) long: the step between its 2r+1 scores (the block's column pitch) and
+    their count; and the row length ``L = sum (T+2r)^2``. Blocks are stored column by column
+    (see ``_bands``), so a window row is strided and a window column contiguous.
     """
     q = torch.arange(tile * tile)
     qy, qx = q // tile, q % tile
-    starts, lengths, offset = [], [], 0
+    starts, strides, lengths, offset = [], [], [], 0
     for r in radii:
         span = tile + 2 * r
         d = torch.arange(2 * r + 1)
-        starts.append(offset + (qx[:, None] + d[None, :]) * span + qy[:, None])
+        starts.append(offset + qx[:, None] * span + qy[:, None] + d[None, :])
+        strides.append(torch.full((2 * r + 1,), span))
         lengths.append(torch.full((2 * r + 1,), 2 * r + 1))
         offset += span * span
-    return torch.cat(starts, dim=1), torch.cat(lengths), offset
+    return torch.cat(starts, dim=1), torch.cat(strides), torch.cat(lengths), offset
 
 
 @dataclass(frozen=True)
@@ -369,32 +374,32 @@ def _copy_run(
     q: (n, T*T, C+1) query tiles ``[f, 1]``; rows: per reference, its (n, (T+2r)^2, C+1) key
     windows and (n, (T+2r)^2, K) value windows (views). Returns (n, T*T, K).
 
-    Exact top-k in two stages: the k best candidates lie in the k window columns with the
-    largest maxima (any other column's best is beaten by k column maxima), so the top-k runs
-    over k columns instead of every candidate.
+    Exact top-k in two stages: the k best candidates lie in the k window rows with the
+    largest maxima (any other row's best is beaten by k row maxima), so the top-k runs
+    over k rows instead of every candidate.
     """
     n, tt, _ = q.shape
     tile = refs[0].tile
-    start, length, row = _column_table(tile, tuple(r.radius for r in refs))
+    start, stride, length, row = _row_table(tile, tuple(r.radius for r in refs))
     scores = q.new_empty(n, tt, row)  # all references' window blocks side by side
-    col_max, offset = [], 0
+    row_max, offset = [], 0
     for ref, (keys, _) in zip(refs, rows):
         span, d = tile + 2 * ref.radius, 2 * ref.radius + 1
         torch.bmm(q, keys.transpose(1, 2), out=scores[:, :, offset : offset + span * span])
-        # the d x d window of query (qy, qx): columns qx..qx+2r, rows qy..qy+2r of the block
+        # the d x d window of query (qy, qx): block columns qx..qx+2r (stride span) by rows
+        # qy..qy+2r (contiguous); the max over columns reduces an outer axis (vectorised)
         strides = (tt * row, tile * row + 1, row + span, span, 1)
         window = scores.as_strided((n, tile, tile, d, d), strides, offset)
-        col_max.append(window.amax(dim=4).reshape(n, tt, d))
+        row_max.append(window.amax(dim=3).reshape(n, tt, d))
         offset += span * span
     kc = min(topk, start.shape[1])
-    _, cols = torch.cat(col_max, dim=2).topk(kc, dim=2, sorted=False)  # (n, T*T, kc)
+    _, sel = torch.cat(row_max, dim=2).topk(kc, dim=2, sorted=False)  # (n, T*T, kc)
     g = int(length.max())
     steps = torch.arange(g)
-    pos = (torch.gather(start[None].expand(n, -1, -1), 2, cols)[..., None] + steps).clamp(
-        max=row - 1
-    )  # (n, T*T, kc, g) positions in the score row
-    cand = torch.gather(scores, 2, pos.view(n, tt, kc * g))
-    cand.masked_fill_((steps >= length[cols][..., None]).view(n, tt, kc * g), float("-inf"))
+    first = torch.gather(start[None].expand(n, -1, -1), 2, sel)
+    pos = (first[..., None] + steps * stride[sel][..., None]).clamp(max=row - 1)
+    cand = torch.gather(scores, 2, pos.view(n, tt, kc * g))  # (n, T*T, kc * g)
+    cand.masked_fill_((steps >= length[sel][..., None]).view(n, tt, kc * g), float("-inf"))
     top, best = cand.topk(min(topk, kc * g), dim=2, sorted=False)
     k = top.shape[2]
     idx = torch.gather(pos.view(n, tt, kc * g), 2, best)  # (n, T*T, k)
