@@ -150,6 +150,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("load_model", "&Load model checkpoint…", "Model"),
     ActionSpec("use_lab", "Use the colour (Lab) encoder", "Model"),
     ActionSpec(
+        "preset_fast",
+        "Preset: &fast",
+        "Model",
+        tip="Propagate with the fast preset (the default)",
+        checkable=True,
+        group="preset",
+        separator_before=True,
+    ),
+    ActionSpec(
+        "preset_accurate",
+        "Preset: a&ccurate",
+        "Model",
+        tip="Propagate with the accurate preset (more memory frames, ~1.5x the time per frame)",
+        checkable=True,
+        group="preset",
+    ),
+    ActionSpec(
         "adapt",
         "&Adapt model to this video…",
         "Model",

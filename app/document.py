@@ -21,6 +21,7 @@ from tracker_core.errors import FrameDamaged, ProjectError, VideoError
 from tracker_core.labels import ObjectSpec
 from tracker_core.masks import load_mask
 from tracker_core.project import PROJECT_SUFFIX, FrameState, Project
+from tracker_core.propagator import DEFAULT_PRESET
 from tracker_core.recovery import Autosave, RecoveryStore, busy_note
 from tracker_core.session import ChangeEvent, Session
 from tracker_core.video import DamagedFrame, VideoSource
@@ -176,12 +177,18 @@ class Document(QObject):
     active_point_changed = Signal(int)
     _forward = Signal(object)
 
-    def __init__(self, opened: Opened, encoder: Encoder | None, parent: QObject | None = None):
+    def __init__(
+        self,
+        opened: Opened,
+        encoder: Encoder | None,
+        parent: QObject | None = None,
+        preset: str = DEFAULT_PRESET,
+    ):
         super().__init__(parent)
         self.project = opened.project
         self.display = opened.display
         self._worker_video = opened.worker_video
-        self.session = Session(self.project, self._worker_video, encoder=encoder)
+        self.session = Session(self.project, self._worker_video, encoder=encoder, preset=preset)
         self._frame = 0
         self._active_object = 0
         self._active_point = 0

@@ -176,10 +176,12 @@ class JobRunner(QObject):
 
 
 def propagation_work(job: PropagationJob) -> WorkFn:
-    """Work function iterating a propagation job on the worker thread; reports each
-    :class:`~tracker_core.session.PropagationProgress` and returns the frames written."""
+    """Work function iterating a propagation job on the worker thread; reports the warm-up
+    (:class:`~tracker_core.propagate.WarmupProgress`, keyframes being encoded) and each
+    :class:`~tracker_core.session.PropagationProgress`; returns the frames written."""
 
     def work(report: Report, cancelled: Cancelled) -> int:
+        job.on_warmup = report
         try:
             for progress in job:
                 report(progress)

@@ -41,6 +41,8 @@ from tracker_core.encoder import Encoder, LabEncoder, LearnedEncoder, load_encod
 from tracker_core.errors import TrackpaintError
 from tracker_core.export import describe_exports
 from tracker_core.project import PROJECT_SUFFIX, FrameState
+from tracker_core.propagate import WarmupProgress
+from tracker_core.propagator import DEFAULT_PRESET, PRESETS
 from tracker_core.recovery import Autosave, RecoveryStore
 from tracker_core.session import ChangeEvent, Direction, PropagationProgress
 from tracker_core.tools import TOOLS, tool_spec
@@ -50,6 +52,7 @@ from tracker_core.video import IMAGE_EXTENSIONS
 APP_NAME = "Trackpaint"
 ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "trackpaint.png"
 MAX_RECENT = 10
+PRESET_KEY = "propagation/preset"
 FOLLOW_MS = 60  # during propagation the view jumps to the newest frame at most this often
 THRESHOLD_KEY = "confidence/uncertain_threshold"  # QSettings key of the user's threshold
 VIDEO_FILTER = (
@@ -64,6 +67,12 @@ SAMPLE_HINT = (
 )
 WORKFLOW_HINT = "Paint a keyframe (B brush, P polygon, K keypoints), then F to propagate forward."
 REVIEW_HINT = "Check frames (N = next uncertain); paint a correction and press F to resume."
+
+
+def stored_preset(settings: QSettings) -> str:
+    """The propagation preset remembered in the settings (the default when unset or unknown)."""
+    value = settings.value(PRESET_KEY, DEFAULT_PRESET)
+    return value if isinstance(value, str) and value in PRESETS else DEFAULT_PRESET
 
 
 def default_scratch_dir() -> Path:
@@ -124,9 +133,11 @@ class MainWindow(QMainWindow):
         self.objects_panel = ObjectsPanel()
         self.timeline = Timeline()
         self._add_docks()
+        self.preset = stored_preset(self.settings)
         self.status = StatusPanel(self.statusBar())
-        self.status.set_model(self.encoder.name)
+        self.status.set_model(self.encoder.name, self.preset)
         self.commands = build_actions(self, self._handlers(), wrap=self._guard, icons=icon)
+        self.commands[f"preset_{self.preset}"].setChecked(True)
         self._build_menus()
         self._build_toolbar()
         self.commands[f"tool_{self.canvas.tool}"].setChecked(True)
@@ -260,6 +271,8 @@ class MainWindow(QMainWindow):
             "opacity_down": lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
             "load_model": self.ask_load_model,
             "use_lab": lambda: self.set_encoder(LabEncoder()),
+            "preset_fast": lambda: self.set_preset("fast"),
+            "preset_accurate": lambda: self.set_preset("accurate"),
             "adapt": self.ask_adapt,
             "shortcuts": lambda: ShortcutsDialog(self).exec(),
             "about": self.about,
@@ -391,7 +404,7 @@ class MainWindow(QMainWindow):
         if doc.frame_state() == FrameState.EMPTY:
             self._show_message("Nothing to propagate: paint this frame first")
             return None
-        job = doc.session.propagation_job(doc.frame, direction, encoder=self.encoder)
+        job = doc.session.propagation_job(doc.frame, direction)
         if job.total == 0:
             job.close()
             self._show_message(
@@ -419,7 +432,10 @@ class MainWindow(QMainWindow):
             self.runner.cancel()
             self._show_message("Cancelling… frames done so far are kept")
 
-    def _on_propagation_progress(self, progress: PropagationProgress) -> None:
+    def _on_propagation_progress(self, progress: PropagationProgress | WarmupProgress) -> None:
+        if isinstance(progress, WarmupProgress):
+            self.status.set_warmup(progress.message)
+            return
         self.status.set_progress(progress.done, progress.total)
         self.status.set_speed(progress.ms_per_frame)
         now = time.monotonic()
@@ -455,11 +471,23 @@ class MainWindow(QMainWindow):
 
     # ---- model -------------------------------------------------------------------------------
 
+    def set_preset(self, preset: str) -> None:
+        """Propagate with this preset from now on (remembered in the settings)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}")
+        self.preset = preset
+        self.settings.setValue(PRESET_KEY, preset)
+        self.commands[f"preset_{preset}"].setChecked(True)
+        if self.doc is not None:
+            self.doc.session.preset = preset
+        self.status.set_model(self.encoder.name, preset)
+        self._show_message(f"Propagation now uses the {preset} preset")
+
     def set_encoder(self, encoder: Encoder) -> None:
         self.encoder = encoder
         if self.doc is not None:
             self.doc.session.encoder = encoder
-        self.status.set_model(encoder.name)
+        self.status.set_model(encoder.name, self.preset)
         self._update_enabled()
         self._show_message(f"Propagation now uses the model {encoder.name}")
 
@@ -559,7 +587,7 @@ class MainWindow(QMainWindow):
         except TrackpaintError as exc:
             show_error(self, str(exc), "Cannot open")
             return False
-        doc = Document(opened, self.encoder, self)
+        doc = Document(opened, self.encoder, self, preset=self.preset)
         self._set_document(doc)
         if remember:
             self.recent.add(path)

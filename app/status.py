@@ -106,10 +106,15 @@ class StatusPanel:
         self.frame.setText(f"frame {index} / {count - 1} ({who}{STATE_NAMES[state]}{conf})")
 
     def set_speed(self, ms_per_frame: float | None) -> None:
+        """Propagation compute time per frame (warm-up excluded), or a dash."""
         self.speed.setText("– ms/frame" if ms_per_frame is None else f"{ms_per_frame:.0f} ms/frame")
 
-    def set_model(self, name: str) -> None:
-        self.model.setText(f"model: {name}")
+    def set_warmup(self, text: str) -> None:
+        """What the propagation does before its first frame, e.g. "encoding keyframes 2/3"."""
+        self.speed.setText(text)
+
+    def set_model(self, name: str, preset: str = "") -> None:
+        self.model.setText(f"model: {name}" + (f" ({preset})" if preset else ""))
 
     def set_busy(self, busy: bool, total: int = 0) -> None:
         self.progress.setVisible(busy)

@@ -27,6 +27,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=15, help="frames to propagate")
     parser.add_argument("--model", default=None, help="checkpoint path or 'lab' (default: bundled)")
+    parser.add_argument("--precision", default="auto", help="encoder precision (fp32: no bf16)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    parser.add_argument("--preset", default=None, help="propagation preset (default: settings)")
     parser.add_argument("--screenshot", type=Path, help="save the window as PNG afterwards")
     parser.add_argument("--show-frame", type=int, default=None, help="frame shown in screenshot")
     parser.add_argument(
@@ -62,6 +65,7 @@ def main() -> int:
     args = parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
+    import torch
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QMessageBox
 
@@ -70,19 +74,25 @@ def main() -> int:
     from app.main_window import MainWindow
     from tracker_core.encoder import load_encoder
     from tracker_core.recovery import RecoveryStore
+    from tracker_core.session import PropagationProgress
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     app = make_application([])
     # never block on a question; a private recovery folder, so the user's autosaves are not seen
     QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.No)
     scratch = Path(tempfile.mkdtemp(prefix="trackpaint-bench-"))
     settings = QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat)
+    encoder = load_encoder(args.model, precision=args.precision)
     window = MainWindow(
-        load_encoder(args.model),
+        encoder,
         scratch_dir=scratch,
         autosave_ms=3_600_000,
         settings=settings,
         recovery=RecoveryStore(scratch / "recovery"),
     )
+    if args.preset is not None:
+        window.set_preset(args.preset)
     window.resize(1600, 1000)
     window.show()
     if not window.open_sample(SAMPLE_CLIP):
@@ -115,7 +125,17 @@ def main() -> int:
     job = window.propagate("forward")
     assert job is not None
     # stop after --frames frames: Cancel keeps what is done, exactly as the button does
-    job.progressed.connect(lambda p: window.runner.cancel() if p.done >= args.frames else None)
+    first: list[float] = []
+
+    def progressed(p: object) -> None:
+        if not isinstance(p, PropagationProgress):
+            return  # warm-up ("encoding keyframes 1/1")
+        if not first:
+            first.append(time.perf_counter() - started)
+        if p.done >= args.frames:
+            window.runner.cancel()
+
+    job.progressed.connect(progressed)
     result: dict[str, object] = {}
 
     def finish() -> None:
@@ -129,6 +149,9 @@ def main() -> int:
             wall_s=round(time.perf_counter() - started, 2),
             ms_per_frame=round(doc.session.last_ms_per_frame or float("nan"), 1),
             model=window.encoder.name,
+            placement=str(getattr(window.encoder, "placement", "")),
+            preset=window.preset,
+            first_frame_s=round(first[0], 2) if first else None,
             timer_ticks=len(ms),
             max_stall_ms=round(ms[-1], 1) if ms else None,
             p99_stall_ms=round(ms[int(0.99 * (len(ms) - 1))], 1) if ms else None,

@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,18 @@ def recovery_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     folder = tmp_path_factory.mktemp("recovery")
     monkeypatch.setenv(RECOVERY_ENV, str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Exported ONNX graphs go to a temporary folder, never the user's cache."""
+    old = os.environ.get("TRACKPAINT_CACHE")
+    os.environ["TRACKPAINT_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TRACKPAINT_CACHE", None)
+    else:
+        os.environ["TRACKPAINT_CACHE"] = old
 
 
 @pytest.fixture

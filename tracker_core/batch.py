@@ -52,14 +52,15 @@ from tracker_core import __version__
 from tracker_core.errors import ManifestError, TrackpaintError
 from tracker_core.prelabel import Seed
 from tracker_core.propagate import PropagationConfig
+from tracker_core.propagator import DEFAULT_PRESET, PRESETS, load_propagator, preset_config
 
 STATE_NAME = ".trackpaint-batch.json"
 SUMMARY_NAME = "batch-summary.json"
 STATE_VERSION = 1
 COLUMNS = ("video", "mask", "frame", "project", "name", "model", "preset")
-KNOWN_PRESETS = ("fast", "accurate")
-"""Accepted in the ``preset`` column and recorded in the key and the summary. Until the
-propagator presets land they do not change how an item is propagated (see docs/batch.md)."""
+KNOWN_PRESETS = tuple(PRESETS)
+"""Accepted in the ``preset`` column: that row is propagated with the preset (the batch's protocol
+options still override it), and the preset is recorded in the key and the summary."""
 EXPORT_FORMATS = ("davis", "coco")
 STATUS_DONE = "done"
 STATUS_SKIPPED = "skipped (up to date)"
@@ -78,7 +79,7 @@ other names: JSON Lines when the first non-blank character is '{'). Columns:
            keypoints and object names are not used)
   name     output name (default: the frame folder's name / the video file's stem); unique
   model    model checkpoint or 'lab' for this item (default: --model)
-  preset   fast | accurate: validated and recorded, not yet applied (see docs/batch.md)
+  preset   fast | accurate: this row's propagation preset (default: the batch's --preset)
 
 Exactly one of mask / project per item. Relative paths resolve against the manifest's folder.
 Each item writes OUT/<name>/<name>.trackpaint (+ --export targets) and a state file; a re-run
@@ -108,6 +109,10 @@ class BatchSettings:
     model: str | None = None
     lab_weight: float | None = None
     config: PropagationConfig = dataclasses.field(default_factory=PropagationConfig)
+    # the protocol options given on the command line (field, value), applied on top of a row's
+    # own preset; ``config`` is the batch's --preset with them
+    overrides: tuple[tuple[str, Any], ...] = ()
+    preset: str = DEFAULT_PRESET
     exports: tuple[str, ...] = ()
     # learned encoders' arithmetic, fixed for the whole batch (never the per-process timing
     # "auto"), so every worker on every node computes the same masks and re-runs the same key
@@ -337,6 +342,14 @@ def model_identity(model: str | None, cache: dict[Path, str]) -> str:
     return _digest_file(Path(model) if model is not None else DEFAULT_MODEL, cache)
 
 
+def item_config(item: BatchItem, settings: BatchSettings) -> PropagationConfig:
+    """The protocol of one item: its ``preset`` column with the batch's options on top, or the
+    batch's config when the row names no preset."""
+    if item.preset is None:
+        return settings.config
+    return preset_config(item.preset, dict(settings.overrides))
+
+
 def item_key(item: BatchItem, settings: BatchSettings, cache: dict[Path, str]) -> str:
     """SHA-256 over everything that decides an item's outputs: video identity, seed bytes and
     frame, model bytes, lab weight, preset, protocol config, exports, Trackpaint version."""
@@ -348,7 +361,7 @@ def item_key(item: BatchItem, settings: BatchSettings, cache: dict[Path, str]) -
         "lab_weight": settings.lab_weight,
         "precision": settings.precision,
         "preset": item.preset,
-        "config": dataclasses.asdict(settings.config),
+        "config": dataclasses.asdict(item_config(item, settings)),
         "exports": list(settings.exports),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -460,10 +473,13 @@ def run_item(item: BatchItem, settings: BatchSettings, key: str, threads: int) -
     try:
         model = item.model or settings.model
         encoder = load_encoder(model, settings.lab_weight, precision=settings.precision)
-        project = project_target(settings, item)
-        result = prelabel_video(
-            item.video, item.seed, encoder, settings.config, project_path=project
+        propagator = load_propagator(
+            item.preset or settings.preset,
+            encoder=encoder,
+            overrides=dataclasses.asdict(item_config(item, settings)),
         )
+        project = project_target(settings, item)
+        result = prelabel_video(item.video, item.seed, propagator, project_path=project)
         outputs = [str(project)]
         if settings.exports:
             with Project.open(project) as opened:

@@ -13,15 +13,23 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from tracker_core.encoder import Encoder, load_encoder, native_bf16
+from tracker_core.encoder import Encoder, load_encoder
 from tracker_core.errors import ExportError, FrameDamaged, TrackpaintError
 from tracker_core.native_log import quiet_native_logging
 from tracker_core.propagate import PropagationConfig
+from tracker_core.propagator import (
+    DEFAULT_PRESET,
+    PRESETS,
+    Propagator,
+    load_propagator,
+    preset_config,
+)
 from tracker_core.video import VideoSource, summarize_damaged
 
 EXIT_ERROR = 2
@@ -30,19 +38,34 @@ EXIT_ERROR = 2
 # ------------------------------------------------------------------------------ helpers
 
 
+PROTOCOL_OPTIONS = ("radius", "keyframe_radius", "topk", "temperature", "n_recent", "refine_radius")
+
+
 def add_protocol_args(parser: argparse.ArgumentParser) -> None:
-    """Options that override the propagation protocol (defaults: PropagationConfig)."""
-    d = PropagationConfig()
+    """Preset choice and the options that override it (defaults: the preset's values)."""
+    d = PRESETS[DEFAULT_PRESET]
     g = parser.add_argument_group("propagation protocol")
-    g.add_argument("--radius", type=int, default=d.radius, help="window radius, grid cells")
-    g.add_argument("--keyframe-radius", type=int, default=d.keyframe_radius)
-    g.add_argument("--topk", type=int, default=d.topk)
-    g.add_argument("--temperature", type=float, default=d.temperature)
-    g.add_argument("--n-recent", type=int, default=d.n_recent, help="recent frames in memory")
     g.add_argument(
-        "--refine-radius", type=int, default=d.refine_radius, help="guided filter, px (0 = off)"
+        "--preset",
+        choices=tuple(PRESETS),
+        default=DEFAULT_PRESET,
+        help="propagation preset (the options below override it)",
+    )
+    g.add_argument("--radius", type=int, help=f"window radius, grid cells ({d.radius})")
+    g.add_argument("--keyframe-radius", type=int, help=f"({d.keyframe_radius})")
+    g.add_argument("--topk", type=int, help=f"({d.topk})")
+    g.add_argument("--temperature", type=float, help=f"({d.temperature})")
+    g.add_argument("--n-recent", type=int, help=f"recent frames in memory ({d.n_recent})")
+    g.add_argument(
+        "--refine-radius", type=int, help=f"guided filter, px, 0 = off ({d.refine_radius})"
     )
     g.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="auto",
+        help="encoder arithmetic on a CPU (auto: native bf16, else shipped int8, else fp32)",
+    )
     parser.add_argument(
         "--model",
         default=None,
@@ -51,23 +74,33 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lab-weight", type=float, default=None, help="colour fusion weight")
 
 
+def _given_protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """The protocol options given on the command line: field name -> value."""
+    return {k: getattr(args, k) for k in PROTOCOL_OPTIONS if getattr(args, k) is not None}
+
+
 def protocol_from_args(args: argparse.Namespace) -> PropagationConfig:
-    """PropagationConfig from the parsed protocol options."""
-    return PropagationConfig(
-        radius=args.radius,
-        keyframe_radius=args.keyframe_radius,
-        topk=args.topk,
-        temperature=args.temperature,
-        n_recent=args.n_recent,
-        refine_radius=args.refine_radius,
-    )
+    """The chosen preset's PropagationConfig with the options given on the command line."""
+    given = _given_protocol(args)
+    try:
+        return preset_config(args.preset, given)
+    except ValueError as exc:  # e.g. --temperature 0
+        raise TrackpaintError(f"--preset {args.preset}: {exc}") from exc
 
 
 def encoder_from_args(args: argparse.Namespace) -> Encoder:
     """Load the encoder named by ``--model`` (and set the torch thread count)."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    return load_encoder(args.model, lab_weight=args.lab_weight)
+    return load_encoder(args.model, lab_weight=args.lab_weight, precision=args.precision)
+
+
+def propagator_from_args(args: argparse.Namespace, skip_damaged: bool = False) -> Propagator:
+    """The propagator for ``--preset`` with the protocol options and ``--model`` applied
+    (``skip_damaged``: pass over damaged frames instead of failing on them)."""
+    cfg = dataclasses.replace(protocol_from_args(args), skip_damaged=skip_damaged)
+    encoder = encoder_from_args(args)
+    return load_propagator(args.preset, encoder=encoder, overrides=dataclasses.asdict(cfg))
 
 
 # ------------------------------------------------------------------------------ propagate
@@ -82,8 +115,7 @@ def run_propagate(args: argparse.Namespace) -> int:
 
     if args.out is None and args.project is None:
         raise ExportError("nothing to write: give --out DIR and/or --project FILE.trackpaint")
-    encoder = encoder_from_args(args)
-    cfg = dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged)
+    propagator = propagator_from_args(args, skip_damaged=args.skip_damaged)
     with tqdm(unit="frame", disable=args.quiet, desc="propagating") as bar:
 
         def progress(done: int, total: int) -> None:
@@ -93,8 +125,7 @@ def run_propagate(args: argparse.Namespace) -> int:
         result = prelabel_video(
             Path(args.source),
             Seed("mask", Path(args.init), args.init_frame),
-            encoder,
-            cfg,
+            propagator,
             masks_dir=None if args.out is None else Path(args.out),
             project_path=None if args.project is None else Path(args.project),
             progress=progress,
@@ -130,8 +161,13 @@ def run_batch(args: argparse.Namespace) -> int:
         model=args.model,
         lab_weight=args.lab_weight,
         config=dataclasses.replace(protocol_from_args(args), skip_damaged=args.skip_damaged),
+        overrides=(
+            *sorted(_given_protocol(args).items()),
+            ("skip_damaged", bool(args.skip_damaged)),
+        ),
+        preset=args.preset,
         exports=exports,
-        precision=args.precision or ("bf16" if native_bf16() else "fp32"),
+        precision=args.precision,
     )
     with tqdm(unit="frame", disable=args.quiet, desc="batch") as bar:
 
@@ -167,12 +203,11 @@ def run_eval(args: argparse.Namespace) -> int:
     """J, F and J&F per sequence on a DAVIS-layout folder."""
     from tracker_core.evaluate import evaluate_davis
 
-    encoder = encoder_from_args(args)
-    cfg = protocol_from_args(args)
+    propagator = propagator_from_args(args)
     root = Path(args.davis_root)
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
-    print(f"encoder {encoder.name} | {cfg}")
-    result = evaluate_davis(root, encoder, cfg, seqs, args.corrections, print, args.pick)
+    print(f"encoder {propagator.encoder.name} | preset {propagator.name} | {propagator.config}")
+    result = evaluate_davis(root, propagator, seqs, args.corrections, print, args.pick)
     print(
         f"{'mean':20s} J {100 * result.j:5.1f}  F {100 * result.f:5.1f}  "
         f"J&F {100 * result.jf:5.1f}  {result.ms_per_frame:6.1f} ms/frame"
@@ -192,15 +227,14 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
         load_badja,
     )
 
-    encoder = encoder_from_args(args)
-    cfg = protocol_from_args(args)
+    propagator = propagator_from_args(args)
     expanded = expand_badja_paths([Path(p) for p in args.badja])
     per_seq = []
     for path in expanded:
         name = path.stem
         with VideoSource.open(Path(args.davis_root).joinpath(*FRAMES_DIR, name)) as video:
             labelled = load_badja(path, (video.height, video.width))
-            counts = evaluate_keypoints(video, labelled, encoder, cfg)
+            counts = evaluate_keypoints(video, labelled, propagator)
         scores = {a: c / max(t, 1) for a, (c, t) in counts.items()}
         per_seq.append(scores)
         print(f"{name:20s} PCK@0.1 {100 * scores[0.1]:5.1f}  PCK@0.2 {100 * scores[0.2]:5.1f}")
@@ -287,13 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-task", type=float, default=2.0, help="Ray: CPUs per task")
     p.add_argument("--gpus-per-task", type=float, default=0.0, help="Ray: GPUs per task")
     p.add_argument("--export", default="", help="also export each project: davis,coco")
-    p.add_argument(
-        "--precision",
-        choices=("fp32", "bf16"),
-        default=None,
-        help="learned model arithmetic for every item (default: bf16 where the CPU has native "
-        "bf16, else fp32; fixed so every worker and node computes the same masks)",
-    )
     p.add_argument(
         "--skip-damaged",
         action="store_true",

@@ -18,11 +18,10 @@ import cv2
 import numpy as np
 from skimage.morphology import disk
 
-from tracker_core.encoder import Encoder
 from tracker_core.errors import DatasetError
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask
-from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagator import Propagator, load_propagator
 from tracker_core.video import VideoSource
 
 # ------------------------------------------------------------------------------ measures
@@ -220,13 +219,13 @@ def load_ground_truth(root: Path, name: str) -> list[np.ndarray]:
 def propagate_with_corrections(
     frames: Callable[[int], np.ndarray],
     gts: Sequence[np.ndarray],
-    encoder: Encoder,
-    config: PropagationConfig,
+    propagator: Propagator,
     corrections: int = 0,
     pick: str = "oracle",
 ) -> Iterator[tuple[list[np.ndarray], float, set[int]]]:
     """Propagate from frame 0's ground truth; then repeatedly replace one frame with ground truth
-    and resume forward from it up to the next corrected frame.
+    and resume forward from it up to the next corrected frame (frames already encoded come from
+    the propagator's feature cache, as in the GUI).
 
     ``pick="oracle"`` corrects the worst-J frame (an annotator who inspects every frame);
     ``pick="confidence"`` corrects the least-confident frame, using only what the tool shows
@@ -240,13 +239,14 @@ def propagate_with_corrections(
     confidence = np.ones(n)
     keyframes = {0}
     seconds, count = 0.0, 0
+    cache = propagator.new_cache()
 
     def run_from(start: int) -> None:
         nonlocal seconds, count
         later = [k for k in keyframes if k > start]
         stop = min(later) if later else n
         refs = {k: FrameLabels(mask=gts[k]) for k in keyframes}
-        for out in propagate(frames, start, stop, refs, {}, encoder, config):
+        for out in propagator.propagate(frames, start, stop, refs, {}, cache=cache):
             preds[out.index] = out.labels.mask
             confidence[out.index] = out.confidence
             seconds += out.seconds
@@ -271,8 +271,7 @@ def propagate_with_corrections(
 
 def evaluate_davis(
     root: Path,
-    encoder: Encoder,
-    config: PropagationConfig | None = None,
+    propagator: Propagator | None = None,
     sequences: Sequence[str] | None = None,
     corrections: int = 0,
     report: Callable[[str], None] | None = None,
@@ -281,9 +280,10 @@ def evaluate_davis(
     """Propagate every sequence from its frame-0 ground truth and score it.
 
     With ``corrections`` > 0, J&F (mean over sequences) is also recorded after each round.
+    ``propagator`` defaults to the default preset with the bundled model.
     """
-    cfg = config or PropagationConfig()
     check_davis_root(root)
+    prop = propagator if propagator is not None else load_propagator()
     names = list(sequences) if sequences else list_sequences(root)
     final: list[SequenceScore] = []
     per_round: list[list[float]] = []
@@ -296,9 +296,7 @@ def evaluate_davis(
                     root.joinpath(*ANNOTATIONS_DIR, name),
                 )
             t0 = time.perf_counter()
-            rounds = list(
-                propagate_with_corrections(video.frame, gts, encoder, cfg, corrections, pick)
-            )
+            rounds = list(propagate_with_corrections(video.frame, gts, prop, corrections, pick))
             wall = time.perf_counter() - t0
         scores = [score_sequence(name, preds, gts, ms) for preds, ms, _ in rounds]
         for r, sc in enumerate(scores):
@@ -385,15 +383,14 @@ def expand_badja_paths(paths: Sequence[Path]) -> list[Path]:
 def evaluate_keypoints(
     video: VideoSource,
     labelled: Sequence[BadjaFrame],
-    encoder: Encoder,
-    config: PropagationConfig | None = None,
+    propagator: Propagator | None = None,
     alphas: Sequence[float] = (0.1, 0.2),
 ) -> dict[float, tuple[int, int]]:
     """Propagate keypoints from the first labelled frame to the end; PCK counts per alpha.
 
     Returns {alpha: (correct, total)} over the labelled frames after the first one.
     """
-    cfg = config or PropagationConfig()
+    prop = propagator if propagator is not None else load_propagator()
     first = labelled[0]
     pts = np.concatenate([first.joints, first.visible[:, None].astype(np.float32)], axis=1)
     pts[~first.visible, :2] = np.nan
@@ -403,7 +400,7 @@ def evaluate_keypoints(
     if not wanted:
         return {a: (0, 0) for a in alphas}
     stop = max(wanted) + 1
-    for out in propagate(video.frame, first.frame, stop, refs, {1: len(pts)}, encoder, cfg):
+    for out in prop.propagate(video.frame, first.frame, stop, refs, {1: len(pts)}):
         gt = wanted.get(out.index)
         if gt is None:
             continue

@@ -37,14 +37,13 @@ from typing import Literal
 import numpy as np
 
 from tracker_core import __version__
-from tracker_core.encoder import Encoder
 from tracker_core.errors import ExportError, MaskError, ProjectError, TrackpaintError
 from tracker_core.export.davis import davis_frame_name, objects_from_ids
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask, write_indexed_png
 from tracker_core.outputs import Inputs, StagedFile, StagedFolder, reason, write_error
 from tracker_core.project import FrameState, Project, mask_ids, output_stamp, stamp_output
-from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagator import Propagator
 from tracker_core.video import DamagedFrame, VideoSource
 
 MASKS_KIND = "propagate-masks"
@@ -284,29 +283,32 @@ def load_seed(seed: Seed, video: VideoSource, source: Path) -> tuple[int, np.nda
 def prelabel_video(
     source: Path,
     seed: Seed,
-    encoder: Encoder,
-    config: PropagationConfig,
+    propagator: Propagator,
     *,
     masks_dir: Path | None = None,
     project_path: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> PrelabelResult:
     """Propagate ``seed`` through the whole video ``source`` (both directions from the
-    keyframe) and write ``masks_dir/NNNNN.png`` and/or the project ``project_path`` atomically
-    (:class:`PropagationWriter`). With ``config.skip_damaged`` damaged frames get no mask and are
-    listed in the result; without it the first damaged frame stops the run before anything is
-    written (when known at open) or before anything is committed.
+    keyframe, one feature cache for both) with ``propagator``
+    (:func:`tracker_core.propagator.load_propagator`) and write ``masks_dir/NNNNN.png`` and/or
+    the project ``project_path`` atomically (:class:`PropagationWriter`). With
+    ``propagator.config.skip_damaged`` damaged frames get no mask and are listed in the result;
+    without it the first damaged frame stops the run before anything is written (when known at
+    open) or before anything is committed.
 
-    Raises:
-        TrackpaintError: one line naming the file: bad video, seed, damaged frame, refused or
-            unwritable output. Nothing is left half-written.
+        Raises:
+            TrackpaintError: one line naming the file: bad video, seed, damaged frame, refused or
+                unwritable output. Nothing is left half-written.
     """
     if masks_dir is None and project_path is None:
         raise ExportError("nothing to write: give --out DIR and/or --project FILE.trackpaint")
     with VideoSource.open(source) as video:
         n = len(video)
         keyframe, mask = load_seed(seed, video, Path(source))
-        if video.damaged and not config.skip_damaged:  # known at open: refuse before writing
+        if (
+            video.damaged and not propagator.config.skip_damaged
+        ):  # known at open: refuse before writing
             raise video.damaged[0].error()
         refs = {keyframe: FrameLabels(mask=mask)}
         writer = PropagationWriter(
@@ -320,9 +322,10 @@ def prelabel_video(
             inputs=[("input video", source), (seed.label, seed.path)],
         )
         seconds, confidences = 0.0, []
+        cache = propagator.new_cache()
         with writer as sink:
             for stop in (n, -1):
-                run = propagate(video.frame, keyframe, stop, refs, {}, encoder, config)
+                run = propagator.propagate(video.frame, keyframe, stop, refs, {}, cache=cache)
                 for res in run:
                     assert res.labels.mask is not None
                     sink.add(res.index, res.labels.mask, res.confidence)
@@ -341,7 +344,7 @@ def prelabel_video(
         confidence_mean=float(conf.mean()) if count else math.nan,
         confidence_min=float(conf.min()) if count else math.nan,
         damaged=tuple(damaged),
-        encoder=encoder.name,
+        encoder=f"{propagator.encoder.name}, {propagator.name}",
         masks_dir=masks_dir,
         project_path=project_path,
     )

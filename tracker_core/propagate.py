@@ -4,8 +4,9 @@ For every query cell ``j`` of the target frame, the candidates are the cells ``i
 reference frame inside a ``(2R+1)^2`` window around ``j``. Scores are ``-|f_i - f_j|^2 / 2``; the
 top-k candidates over all references are softmax-weighted (temperature ``tau``) and their label
 vectors are averaged. The grid is processed in square tiles: each tile of ``T x T`` queries is
-scored against the ``(T+2R)^2`` reference cells around it with one batched matmul, and cells
-outside each query's own window are masked, so no dense ``(hw)^2`` matrix is ever built.
+scored against the ``(T+2R)^2`` reference cells around it with one batched matmul against a view
+of the reference (stored in row bands, so windows need no copying); the top-k then reads only
+each query's own window, so no dense ``(hw)^2`` matrix is ever built.
 
 Memory (MAST/CRW style): the user's keyframes nearest to the start (long-term) plus the start frame
 and the last ``n_recent`` predictions (short-term). Predictions are fed back as soft labels.
@@ -172,29 +173,12 @@ def guided_filter(guide: np.ndarray, planes: np.ndarray, radius: int, eps: float
     return out
 
 
-def upsample_soft(
-    soft: torch.Tensor,
-    frame_hw: tuple[int, int],
-    stride: int,
-    frame: np.ndarray | None = None,
-    refine_radius: int = 0,
-) -> np.ndarray:
-    """(K, h, w) grid mask labels -> (K, H, W) float32 probabilities at full resolution.
-
-    Bilinear upsampling, then (with a frame and ``refine_radius`` > 0) a guided filter that snaps
-    label boundaries to image edges.
-    """
-    _, h, w = soft.shape
-    up = np.stack(
-        [
-            cv2.resize(p, (w * stride, h * stride), interpolation=cv2.INTER_LINEAR)
-            for p in soft.numpy()
-        ]
-    )[:, : frame_hw[0], : frame_hw[1]]
-    if frame is not None and refine_radius > 0 and soft.shape[0] > 1:
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        up = guided_filter(grey, np.ascontiguousarray(up), refine_radius, 1e-3)
-    return up
+def _nonzero_box(plane: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(h, w) bool -> (y0, y1, x0, x1) bounding box of the True cells (end exclusive), or None."""
+    rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def soft_to_mask(
@@ -205,10 +189,49 @@ def soft_to_mask(
     frame: np.ndarray | None = None,
     refine_radius: int = 0,
 ) -> np.ndarray:
-    """(1 + len(mask_ids), h, w) soft labels -> (H, W) uint8 id mask (see ``upsample_soft``)."""
-    up = upsample_soft(soft, frame_hw, stride, frame, refine_radius)
+    """(1 + len(mask_ids), h, w) soft labels -> (H, W) uint8 id mask.
+
+    Each object's probabilities are upsampled bilinearly to the frame, then (with a frame and
+    ``refine_radius`` > 0) a guided filter snaps label boundaries to image edges; the id is the
+    argmax with background = 1 - sum of the objects. Both steps are linear and keep constants,
+    so this equals filtering the background plane too. Only the box around the cells where some
+    object has probability > 0 is computed: outside it every plane is exactly 0 (background).
+    """
+    height, width = frame_hw
+    out = np.zeros(frame_hw, np.uint8)
+    fg = soft[1:].numpy()
+    box = _nonzero_box(fg.max(axis=0) > 0) if len(fg) else None
+    if box is None:
+        return out
+    _, h, w = soft.shape
+    r = refine_radius if frame is not None and refine_radius > 0 else 0
+    # pixels a cell reaches through the bilinear kernel (< 1 cell) and the filter (2r: box of box)
+    inner = stride + 2 * r + 1
+    outer = inner + 2 * r + 1  # and the pixels those depend on
+    cy0, cy1, cx0, cx1 = box
+
+    def span(c0: int, c1: int, margin: int, size: int) -> tuple[int, int]:
+        return max(0, c0 * stride - margin), min(size, c1 * stride + margin)
+
+    (oy0, oy1), (ox0, ox1) = span(cy0, cy1, outer, height), span(cx0, cx1, outer, width)
+    (iy0, iy1), (ix0, ix1) = span(cy0, cy1, inner, height), span(cx0, cx1, inner, width)
+    up = np.stack(
+        [
+            cv2.resize(p, (w * stride, h * stride), interpolation=cv2.INTER_LINEAR)[
+                oy0:oy1, ox0:ox1
+            ]
+            for p in fg
+        ]
+    )
+    if r > 0:
+        crop = np.ascontiguousarray(frame[oy0:oy1, ox0:ox1])  # type: ignore[index]
+        grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        up = guided_filter(grey, up, r, 1e-3)
+    up = up[:, iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0]
+    planes = np.concatenate([1.0 - up.sum(axis=0, keepdims=True), up])
     lut = np.array((0, *mask_ids), dtype=np.uint8)
-    return lut[up.argmax(axis=0)]
+    out[iy0:iy1, ix0:ix1] = lut[planes.argmax(axis=0)]
+    return out
 
 
 def gaussian_mass(sigma: float) -> float:
@@ -263,48 +286,70 @@ def _tiles(x: torch.Tensor, tile: int, radius: int, fill: float = 0.0) -> torch.
     return cols.view(c, win * win, -1).permute(2, 0, 1)
 
 
-@functools.lru_cache(maxsize=32)
-def _window_index(tile: int, radius: int) -> torch.Tensor:
-    """(tile^2, (2r+1)^2) long: for each query cell of a tile, the flat positions of its own
-    window inside the tile's ``(tile+2r)^2`` surrounding window."""
-    win = tile + 2 * radius
-    rows = torch.arange(tile)[:, None] + torch.arange(2 * radius + 1)[None, :]  # (tile, 2r+1)
-    flat = rows[:, None, :, None] * win + rows[None, :, None, :]  # (ty, tx, dy, dx)
-    return flat.reshape(tile * tile, -1)
+def _bands(x: torch.Tensor, tile: int, radius: int, last_fill: float | None = None) -> torch.Tensor:
+    """(C, h, w) -> (th, Wb, T+2r, C): per tile row, the T+2r grid rows its windows reach,
+    stored column by column, so the window of tile (ty, tx) is the contiguous block
+    ``bands[ty, tx*T : tx*T + T+2r]`` of (T+2r)^2 cells (x-major) by C.
 
-
-def _pad_to_tiles(x: torch.Tensor, tile: int, radius: int, fill: float = 0.0) -> torch.Tensor:
-    """(C, h, w) -> (C, th*tile + 2r, tw*tile + 2r): padded so that every tile has a full window."""
-    _, h, w = x.shape
-    th, tw = math.ceil(h / tile), math.ceil(w / tile)
-    pad = (radius, tw * tile - w + radius, radius, th * tile - h + radius)
-    return F.pad(x[None], pad, value=fill)[0].contiguous()
-
-
-def _windows(padded: torch.Tensor, tile: int, radius: int, active: torch.Tensor) -> torch.Tensor:
-    """Cut the surrounding windows of the ``active`` tiles out of a padded map (one copy).
-
-    padded: (C, th*T + 2r, tw*T + 2r); active: (nA,) flat tile indices -> (nA, C, (T+2r)^2).
+    Cells outside the grid are 0 (``last_fill`` for the last channel). ``Wb`` is the padded
+    width rounded up to whole tiles.
     """
-    c, hp, wp = padded.shape
-    win = tile + 2 * radius
-    th, tw = (hp - 2 * radius) // tile, (wp - 2 * radius) // tile
-    cs, rs, es = padded.stride()
-    view = padded.as_strided((th, tw, c, win, win), (tile * rs, tile * es, cs, rs, es))
-    return view[active // tw, active % tw].reshape(len(active), c, win * win)
+    c, h, w = x.shape
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
+    span = tile + 2 * radius
+    hp, wb = th * tile + 2 * radius, (tw + math.ceil(2 * radius / tile)) * tile
+    padded = x.new_zeros(wb, hp, c)
+    if last_fill is not None:
+        padded[:, :, -1] = last_fill
+    padded[radius : radius + w, radius : radius + h] = x.permute(2, 1, 0)
+    return padded.as_strided((th, wb, span, c), (tile * c, hp * c, c, 1)).contiguous()
+
+
+def _tile_windows(bands: torch.Tensor, tile: int, radius: int) -> torch.Tensor:
+    """(th, Wb, T+2r, C) bands -> a (th*pitch, (T+2r)^2, C) view: row ``ty*pitch + tx`` is the
+    window of tile (ty, tx), where ``pitch = Wb // T`` (rows past a tile row's last tile are
+    not windows and are never read)."""
+    th, wb, span, c = bands.shape
+    n = (th - 1) * (wb // tile) + (wb - 2 * radius) // tile
+    return bands.as_strided((n, span * span, c), (tile * span * c, c, 1))
+
+
+@functools.lru_cache(maxsize=32)
+def _row_table(
+    tile: int, radii: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Window rows of references with these radii inside a row of concatenated tile scores.
+
+    Returns ``start`` (T*T, G) long: for query q of a tile and window row g (one row of one
+    reference's window; G = sum(2r+1)), where its first score is in the score row; ``stride``
+    and ``length`` (G,) long: the step between its 2r+1 scores (the block's column pitch) and
+    their count; and the row length ``L = sum (T+2r)^2``. Blocks are stored column by column
+    (see ``_bands``), so a window row is strided and a window column contiguous.
+    """
+    q = torch.arange(tile * tile)
+    qy, qx = q // tile, q % tile
+    starts, strides, lengths, offset = [], [], [], 0
+    for r in radii:
+        span = tile + 2 * r
+        d = torch.arange(2 * r + 1)
+        starts.append(offset + qx[:, None] * span + qy[:, None] + d[None, :])
+        strides.append(torch.full((2 * r + 1,), span))
+        lengths.append(torch.full((2 * r + 1,), 2 * r + 1))
+        offset += span * span
+    return torch.cat(starts, dim=1), torch.cat(strides), torch.cat(lengths), offset
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A memory frame: padded maps from which each query frame cuts its tiles' windows.
+    """A memory frame in the layout the affinity reads without copying.
 
-    keys: (C, Hp, Wp) features; bias: (1, Hp, Wp) = -|f|^2/2, -inf outside the frame; values:
-    (K, Hp, Wp) labels; lo/hi: (nT, K) label range inside each tile's window. Storing padded
-    maps (not the overlapping windows) keeps memory at one feature map per reference.
+    keys: (th, Wb, T+2r, C+1) bands of the features with a last channel ``-|f|^2/2`` (-inf
+    outside the frame), so one matmul against ``[f_q, 1]`` gives ``f_i.f_q - |f_i|^2/2``;
+    values: (th, Wb, T+2r, K) bands of the labels; lo/hi: (nT, K) label range inside each
+    tile's window. Bands store each grid row (T+2r)/T times (3x for r 8, tile 8).
     """
 
     keys: torch.Tensor
-    bias: torch.Tensor
     values: torch.Tensor
     lo: torch.Tensor
     hi: torch.Tensor
@@ -318,53 +363,107 @@ def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile:
     vals = _tiles(labels, tile, radius)  # (nT, K, W)
     hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
     lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
-    keys = _pad_to_tiles(feats, tile, radius)
     bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
-    bias = _pad_to_tiles(bias, tile, radius, fill=float("-inf"))
-    return Reference(keys, bias, _pad_to_tiles(labels, tile, radius), lo, hi, radius, tile)
+    keys = _bands(torch.cat([feats, bias]), tile, radius, last_fill=float("-inf"))
+    return Reference(keys, _bands(labels, tile, radius), lo, hi, radius, tile)
+
+
+def _copy_run(
+    q: torch.Tensor,
+    refs: Sequence[Reference],
+    rows: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    topk: int,
+    temperature: float,
+) -> torch.Tensor:
+    """Labels for a run of adjacent tiles in one tile row.
+
+    q: (n, T*T, C+1) query tiles ``[f, 1]``; rows: per reference, its (n, (T+2r)^2, C+1) key
+    windows and (n, (T+2r)^2, K) value windows (views). Returns (n, T*T, K).
+
+    Exact top-k in two stages: the k best candidates lie in the k window rows with the
+    largest maxima (any other row's best is beaten by k row maxima), so the top-k runs
+    over k rows instead of every candidate.
+    """
+    n, tt, _ = q.shape
+    tile = refs[0].tile
+    start, stride, length, row = _row_table(tile, tuple(r.radius for r in refs))
+    scores = q.new_empty(n, tt, row)  # all references' window blocks side by side
+    row_max, offset = [], 0
+    for ref, (keys, _) in zip(refs, rows):
+        span, d = tile + 2 * ref.radius, 2 * ref.radius + 1
+        torch.bmm(q, keys.transpose(1, 2), out=scores[:, :, offset : offset + span * span])
+        # the d x d window of query (qy, qx): block columns qx..qx+2r (stride span) by rows
+        # qy..qy+2r (contiguous); the max over columns reduces an outer axis (vectorised)
+        strides = (tt * row, tile * row + 1, row + span, span, 1)
+        window = scores.as_strided((n, tile, tile, d, d), strides, offset)
+        row_max.append(window.amax(dim=3).reshape(n, tt, d))
+        offset += span * span
+    kc = min(topk, start.shape[1])
+    _, sel = torch.cat(row_max, dim=2).topk(kc, dim=2, sorted=False)  # (n, T*T, kc)
+    g = int(length.max())
+    steps = torch.arange(g)
+    first = torch.gather(start[None].expand(n, -1, -1), 2, sel)
+    pos = (first[..., None] + steps * stride[sel][..., None]).clamp(max=row - 1)
+    cand = torch.gather(scores, 2, pos.view(n, tt, kc * g))  # (n, T*T, kc * g)
+    cand.masked_fill_((steps >= length[sel][..., None]).view(n, tt, kc * g), float("-inf"))
+    top, best = cand.topk(min(topk, kc * g), dim=2, sorted=False)
+    k = top.shape[2]
+    idx = torch.gather(pos.view(n, tt, kc * g), 2, best)  # (n, T*T, k)
+    wts = torch.softmax(top / temperature, dim=2)
+    values = torch.cat([v for _, v in rows], dim=1)  # (n, L, K)
+    n_lab = values.shape[2]
+    picked = torch.gather(values, 1, idx.view(n, tt * k, 1).expand(-1, -1, n_lab))
+    return (picked.view(n, tt, k, n_lab) * wts[..., None]).sum(dim=2)
 
 
 def local_affinity_copy(
-    query: torch.Tensor, refs: Sequence[Reference], topk: int, temperature: float, eps: float = 1e-3
+    query: torch.Tensor,
+    refs: Sequence[Reference],
+    topk: int,
+    temperature: float,
+    eps: float = 1e-3,
+    run: int = 16,
 ) -> torch.Tensor:
     """Copy reference labels to the query grid through a top-k local-window affinity.
 
     query: (C, h, w) features on the references' grid. Returns labels (K, h, w). Tiles whose
     candidate labels are all equal (within ``eps``) take that label directly: a convex combination
-    of identical vectors is the vector itself.
+    of identical vectors is the vector itself. The others are scored in runs of up to ``run``
+    adjacent tiles of a tile row (one matmul per reference against a view of its bands).
     """
     _, h, w = query.shape
     tile = refs[0].tile
     th, tw = math.ceil(h / tile), math.ceil(w / tile)
-    n_lab = refs[0].values.shape[0]
+    n_lab = refs[0].values.shape[-1]
     lo = torch.stack([r.lo for r in refs]).amin(dim=0)  # (nT, K)
     hi = torch.stack([r.hi for r in refs]).amax(dim=0)
     active = torch.nonzero((hi - lo).amax(dim=1) > eps).flatten()
     out = lo[:, None, :].expand(-1, tile * tile, -1).clone()  # (nT, T*T, K)
     if len(active):
-        q = _tiles(query, tile, 0)[active].transpose(1, 2).contiguous()  # (nA, T*T, C)
-        n_a, tt = q.shape[:2]
-        cand_s, cand_i, offset = [], [], 0
-        for ref in refs:
-            keys = _windows(ref.keys, tile, ref.radius, active)  # (nA, C, W)
-            bias = _windows(ref.bias, tile, ref.radius, active)  # (nA, 1, W)
-            s = torch.baddbmm(bias, q, keys)  # (nA, T*T, W)
-            win = _window_index(tile, ref.radius)[None].expand(n_a, -1, -1)
-            ws = torch.gather(s, 2, win)  # (nA, T*T, (2r+1)^2)
-            top, pos = ws.topk(min(topk, ws.shape[2]), dim=2, sorted=False)
-            cand_s.append(top)
-            cand_i.append(torch.gather(win, 2, pos) + offset)
-            offset += keys.shape[2]
-        s_all, i_all = torch.cat(cand_s, dim=2), torch.cat(cand_i, dim=2)
-        kk = min(topk, s_all.shape[2])
-        top, pos = s_all.topk(kk, dim=2, sorted=False)
-        idx = torch.gather(i_all, 2, pos)  # (nA, T*T, k) into the concatenated windows
-        wts = torch.softmax(top / temperature, dim=2)
-        v_all = torch.cat(
-            [_windows(r.values, tile, r.radius, active).transpose(1, 2) for r in refs], dim=1
-        )  # (nA, sum W, K)
-        picked = torch.gather(v_all, 1, idx.reshape(n_a, tt * kk, 1).expand(-1, -1, n_lab))
-        out[active] = (picked.view(n_a, tt, kk, n_lab) * wts[..., None]).sum(dim=2)
+        ones = query.new_ones(1, h, w)
+        q = _tiles(torch.cat([query, ones]), tile, 0).transpose(1, 2)  # (nT, T*T, C+1)
+        q = q.reshape(th, tw, tile * tile, -1)
+        views = [
+            (_tile_windows(r.keys, tile, r.radius), _tile_windows(r.values, tile, r.radius))
+            for r in refs
+        ]
+        pitches = [r.keys.shape[1] // tile for r in refs]
+        tiles = active.tolist()
+        i = 0
+        while i < len(tiles):
+            ty, tx0 = divmod(tiles[i], tw)
+            j = i
+            while j + 1 < len(tiles) and tiles[j + 1] < tiles[i] + run and tiles[j + 1] // tw == ty:
+                j += 1
+            tx1 = tiles[j] % tw + 1
+            rows = [
+                (k[ty * p + tx0 : ty * p + tx1], v[ty * p + tx0 : ty * p + tx1])
+                for (k, v), p in zip(views, pitches)
+            ]
+            res = _copy_run(q[ty, tx0:tx1], refs, rows, topk, temperature)
+            sel = active[i : j + 1]
+            out[sel] = res[sel - tiles[i]]
+            i = j + 1
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)
     return grid.reshape(n_lab, th * tile, tw * tile)[:, :h, :w].contiguous()
 
@@ -415,6 +514,72 @@ def _nearest_keyframes(references: Mapping[int, FrameLabels], start: int, n: int
     return sorted(sorted(references, key=lambda k: (abs(k - start), k))[:n])
 
 
+@dataclass(frozen=True)
+class WarmupProgress:
+    """Warm-up before the first propagated frame: memory frame ``done`` of ``total`` is being
+    encoded (the start frame and the user's keyframes)."""
+
+    done: int
+    total: int
+
+    @property
+    def message(self) -> str:
+        return f"encoding keyframes {self.done}/{self.total}"
+
+
+class FeatureCache:
+    """A bounded cache of encoded frames of one video for one encoder, so that a resumed or
+    repeated propagation re-encodes nothing it still holds.
+
+    Eviction follows the direction of travel: when over ``max_bytes``, frames already passed in
+    the current run go first (the farthest behind first), then the ones farthest ahead; a
+    resume after a correction therefore finds the frames near the previous run's end.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        self.max_bytes = max_bytes
+        self._items: dict[int, torch.Tensor] = {}
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get(self, index: int) -> torch.Tensor | None:
+        """The cached (C, h, w) features of frame ``index``, or None."""
+        feats = self._items.get(index)
+        if feats is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return feats
+
+    def put(self, index: int, feats: torch.Tensor, position: int, step: int) -> None:
+        """Store frame ``index``'s features; the run is at ``position`` moving by ``step``."""
+        size = feats.element_size() * feats.nelement()
+        if size > self.max_bytes or index in self._items:
+            return
+        self._items[index] = feats
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            victim = max(self._items, key=lambda k: _eviction_rank(k, position, step))
+            self._bytes -= self._items[victim].element_size() * self._items[victim].nelement()
+            del self._items[victim]
+
+
+def _eviction_rank(index: int, position: int, step: int) -> tuple[int, int]:
+    """Higher = evicted sooner: frames behind the run (farthest first), then farthest ahead."""
+    ahead = (index - position) * step
+    return (1, -ahead) if ahead < 0 else (0, ahead)
+
+
 def propagate(
     frames: Callable[[int], np.ndarray],
     start: int,
@@ -423,11 +588,16 @@ def propagate(
     num_keypoints: Mapping[int, int],
     encoder: Encoder,
     config: PropagationConfig | None = None,
+    *,
+    cache: FeatureCache | None = None,
+    on_warmup: Callable[[WarmupProgress], None] | None = None,
 ) -> Iterator[PropagatedFrame]:
     """Propagate labels from frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
     ``references`` holds the user's keyframes (long-term memory) and must include ``start``.
     Yields a PropagatedFrame for ``start±1 ... stop∓1`` in order; close the generator to cancel.
+    ``cache`` (one per video and encoder) skips encoding frames it holds; ``on_warmup`` hears
+    about each memory frame encoded before the first result.
 
     A damaged frame (``frames(i)`` raises FrameDamaged) ends the run with that error, unless
     ``config.skip_damaged``: then nothing is yielded for it, it is not put in memory, and the
@@ -446,12 +616,6 @@ def propagate(
     def labels_of(idx: int) -> torch.Tensor:
         return encode_labels(references[idx], layout, frame_hw, s, sigma)
 
-    first_feats = encoder.encode(first)
-    tile = cfg.tile or (4 if first_feats.shape[0] <= 16 else 8)
-
-    def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
-        return make_reference(feats, labels, radius, tile)
-
     def decoded(idx: int) -> np.ndarray | None:
         """Frame ``idx``, or None when it is damaged and damaged frames are skipped."""
         try:
@@ -461,12 +625,37 @@ def propagate(
                 raise
             return None
 
-    long_term: list[Reference] = []
-    for k in _nearest_keyframes(references, start, cfg.n_keyframes):
+    def encode(idx: int, position: int, frame: np.ndarray) -> torch.Tensor:
+        feats = cache.get(idx) if cache is not None else None
+        if feats is None:
+            feats = encoder.encode(frame)
+            if cache is not None:
+                cache.put(idx, feats, position, step)
+        return feats
+
+    keyframes = _nearest_keyframes(references, start, cfg.n_keyframes)
+    memory = [start, *(k for k in keyframes if k != start)]
+    encoded: dict[int, torch.Tensor] = {}
+    for i, k in enumerate(memory):
+        if on_warmup is not None:
+            on_warmup(WarmupProgress(i + 1, len(memory)))
+        cached = cache.get(k) if cache is not None else None
+        if cached is not None:
+            encoded[k] = cached
+            continue
         pixels = first if k == start else decoded(k)
-        if pixels is not None:
-            feats = first_feats if k == start else encoder.encode(pixels)
-            long_term.append(reference(feats, labels_of(k), cfg.keyframe_radius))
+        if pixels is not None:  # a damaged keyframe stays out of the long-term memory
+            encoded[k] = encode(k, start, pixels)
+    first_feats = encoded[start]
+    tile = cfg.tile or (4 if first_feats.shape[0] <= 16 else 8)
+
+    def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
+        return make_reference(feats, labels, radius, tile)
+
+    long_term = [
+        reference(encoded[k], labels_of(k), cfg.keyframe_radius) for k in keyframes if k in encoded
+    ]
+    del encoded
     recent: deque[Reference] = deque(maxlen=cfg.n_recent)
     start_labels = labels_of(start)
     start_area = start_labels[1 : layout.num_mask_channels].flatten(1).sum(dim=1)
@@ -478,7 +667,7 @@ def propagate(
         if frame.shape[:2] != frame_hw:
             raise ValueError(f"frame {idx} is {frame.shape[:2]}, expected {frame_hw}")
         t0 = time.perf_counter()
-        feats = encoder.encode(frame)
+        feats = encode(idx, idx, frame)
         soft = local_affinity_copy(feats, [*long_term, *recent], cfg.topk, cfg.temperature)
         labels = decode_labels(
             soft,

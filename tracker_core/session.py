@@ -59,9 +59,9 @@ own VideoSource if the GUI decodes frames concurrently from another thread.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,7 +77,13 @@ from tracker_core.errors import MaskError
 from tracker_core.labels import FrameLabels, ObjectKind, ObjectSpec
 from tracker_core.masks import davis_palette
 from tracker_core.project import FrameState, ObjectProvenance, Project, StoredFrame
-from tracker_core.propagate import PropagatedFrame, PropagationConfig, propagate
+from tracker_core.propagate import (
+    FeatureCache,
+    PropagatedFrame,
+    PropagationConfig,
+    WarmupProgress,
+)
+from tracker_core.propagator import DEFAULT_PRESET, Propagator, load_propagator
 
 Direction = Literal["forward", "backward", "both"]
 EventKind = Literal["edit", "stroke", "objects", "view", "propagate", "undo", "redo"]
@@ -90,9 +96,6 @@ class FrameSource(Protocol):
     def __len__(self) -> int: ...
 
     def frame(self, index: int) -> np.ndarray: ...
-
-
-PropagateFn = Callable[..., Iterator[PropagatedFrame]]
 
 
 @dataclass(frozen=True)
@@ -376,10 +379,13 @@ class Session:
         project: the document (the session becomes its only mutator).
         video: frames for propagation (a VideoSource); None disables propagation.
         encoder: encoder for propagation jobs; None -> ``load_encoder()`` on first use.
-        config: default PropagationConfig for jobs.
+        preset: the propagation preset (``tracker_core.propagator.PRESETS``).
+        config: PropagationConfig for jobs instead of the preset's.
         history: undo stack bounds.
-        propagate_fn: the propagator (default ``tracker_core.propagate.propagate``); injectable
-            for tests.
+        propagator: the propagator to use as given (``encoder``/``preset``/``config`` are then
+            ignored); otherwise one is made with ``load_propagator`` on first use. Encoded
+            frames are cached per propagator (``Propagator.new_cache``), so a resume after a
+            correction re-encodes only what the bounded cache no longer holds.
     """
 
     def __init__(
@@ -388,9 +394,10 @@ class Session:
         video: FrameSource | None = None,
         *,
         encoder: Encoder | None = None,
+        preset: str = DEFAULT_PRESET,
         config: PropagationConfig | None = None,
         history: HistoryLimits | None = None,
-        propagate_fn: PropagateFn = propagate,
+        propagator: Propagator | None = None,
     ) -> None:
         if video is not None and len(video) != project.num_frames:
             raise ValueError(
@@ -398,10 +405,12 @@ class Session:
             )
         self._project = project
         self._video = video
-        self._encoder = encoder
-        self._config = config or PropagationConfig()
+        self._encoder = propagator.encoder if propagator is not None else encoder
+        self._preset = propagator.name if propagator is not None else preset
+        self._config = config
+        self._propagator = propagator
+        self._cache = propagator.new_cache() if propagator is not None else None
         self._limits = history or HistoryLimits()
-        self._propagate_fn = propagate_fn
         self._lock = threading.RLock()
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
@@ -779,7 +788,43 @@ class Session:
     @encoder.setter
     def encoder(self, encoder: Encoder) -> None:
         with self._lock:
-            self._encoder = encoder
+            if encoder is not self._encoder:
+                self._encoder = encoder
+                self._propagator, self._cache = None, None
+
+    @property
+    def preset(self) -> str:
+        """The propagation preset of the session's propagator."""
+        return self._preset
+
+    @preset.setter
+    def preset(self, preset: str) -> None:
+        with self._lock:
+            if preset != self._preset:
+                self._preset = preset
+                self._propagator, self._cache = None, None
+
+    @property
+    def propagator(self) -> Propagator:
+        """The propagator jobs use (made with ``load_propagator`` from the encoder and preset)."""
+        with self._lock:
+            if self._propagator is not None:
+                return self._propagator
+        encoder = self.encoder
+        # GUI propagation passes over damaged frames, like ``trackpaint propagate --skip-damaged``
+        overrides = {
+            **(dataclasses.asdict(self._config) if self._config else {}),
+            "skip_damaged": True,
+        }
+        made = load_propagator(self._preset, encoder=encoder, overrides=overrides)
+        with self._lock:
+            if self._propagator is None and self._encoder is encoder:
+                self._propagator, self._cache = made, made.new_cache()
+            return self._propagator or made
+
+    def _cache_for(self, propagator: Propagator) -> FeatureCache | None:
+        with self._lock:
+            return self._cache if propagator is self._propagator else None
 
     def propagation_job(
         self,
@@ -792,8 +837,10 @@ class Session:
         to (not including) its own next keyframe or the video end (see the module doc; the
         references are the keyframes every such object has labels on). ``start`` must hold
         labels (any non-EMPTY state). ValueError for a bad start/direction or no video.
-        Damaged frames (the video raises FrameDamaged) are passed over and left as they are,
-        like ``trackpaint propagate --skip-damaged``; a damaged ``start`` fails the job."""
+        ``encoder``/``config`` run this job with another encoder or protocol than the session's
+        propagator (and without its feature cache). Damaged frames (the video raises
+        FrameDamaged) are passed over and left as they are, like ``trackpaint propagate
+        --skip-damaged``; a damaged ``start`` fails the job."""
         if self._video is None:
             raise ValueError("this session has no video; propagation needs frames")
         if direction not in ("forward", "backward", "both"):
@@ -801,8 +848,16 @@ class Session:
         if self._project.state(start) == FrameState.EMPTY:
             raise ValueError(f"frame {start} has no labels to propagate from")
         steps = {"forward": (1,), "backward": (-1,), "both": (1, -1)}[direction]
-        config = replace(config or self._config, skip_damaged=True)
-        return PropagationJob(self, start, steps, encoder, config)
+        propagator = self.propagator
+        if (encoder is not None and encoder is not propagator.encoder) or config is not None:
+            propagator = load_propagator(
+                self._preset,
+                encoder=encoder or propagator.encoder,
+                overrides=dataclasses.asdict(
+                    replace(config or propagator.config, skip_damaged=True)
+                ),
+            )
+        return PropagationJob(self, start, steps, propagator)
 
     def next_uncertain_frame(
         self,
@@ -1090,15 +1145,14 @@ class PropagationJob:
         session: Session,
         start: int,
         steps: Sequence[int],
-        encoder: Encoder | None,
-        config: PropagationConfig,
+        propagator: Propagator,
     ) -> None:
         project = session.project
         n = project.num_frames
         self._session = session
         self.start = start
-        self._encoder = encoder
-        self._config = config
+        self.propagator = propagator
+        self.on_warmup: Callable[[WarmupProgress], None] | None = None
         self.objects = session._run_objects(start)
         keys = {o: project.object_keyframes(o) for o in self.objects}
         self.stops: list[dict[int, int]] = [
@@ -1161,8 +1215,8 @@ class PropagationJob:
             for o in project.objects
             if o.kind == "keypoints" and o.id in objects
         }
-        encoder = self._encoder or session.encoder
-        seconds = 0.0
+        cache = session._cache_for(self.propagator)
+        seconds = 0.0  # per-frame compute time: warm-up (encoding the memory) is not counted
         try:
             for (step, stop), stops in zip(self._runs, self.stops):
                 if abs(stop - self.start) <= 1:
@@ -1172,23 +1226,22 @@ class PropagationJob:
                     for o, o_stop in stops.items()
                 }
                 refs = session._run_references(self.start, labels_start, objects)
-                results = session._propagate_fn(
-                    frames=session.video.frame,  # type: ignore[union-attr]
-                    start=self.start,
-                    stop=stop,
-                    references=refs,
-                    num_keypoints=num_kp,
-                    encoder=encoder,
-                    config=self._config,
+                results = self.propagator.propagate(
+                    session.video.frame,  # type: ignore[union-attr]
+                    self.start,
+                    stop,
+                    refs,
+                    num_kp,
+                    cache=cache,
+                    on_warmup=self.on_warmup,
                 )
                 prev = self.start
                 try:
                     while not self._cancel.is_set():
-                        t0 = time.perf_counter()
                         result = next(results, None)
                         if result is None:
                             break
-                        seconds += time.perf_counter() - t0
+                        seconds += result.seconds
                         if not session._job_write(
                             self._step, self.start, step, running, result, prev
                         ):

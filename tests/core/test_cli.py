@@ -148,3 +148,32 @@ def test_export_of_a_broken_project_fails_with_the_path(tmp_path, capsys):
         ["export", str(broken), "--format", "davis", "--out", str(tmp_path / "d")], capsys
     )
     assert code == 2 and str(broken) in err
+
+
+def test_presets_and_protocol_overrides(clip, tmp_path, capsys):
+    from tracker_core.cli import build_parser, protocol_from_args
+    from tracker_core.propagator import PRESETS
+
+    parse = build_parser().parse_args
+    base = ["propagate", "clip", "--init", "m.png", "--out", "o"]
+    assert protocol_from_args(parse(base)) == PRESETS["fast"]
+    assert protocol_from_args(parse([*base, "--preset", "accurate"])) == PRESETS["accurate"]
+    over = protocol_from_args(parse([*base, "--preset", "accurate", "--radius", "3"]))
+    assert over.radius == 3 and over.n_recent == PRESETS["accurate"].n_recent
+    with pytest.raises(SystemExit):
+        parse([*base, "--preset", "turbo"])
+    folder, init, _, _ = clip
+    for preset in PRESETS:
+        out = tmp_path / preset
+        args = ["propagate", str(folder), "--init", str(init), "--out", str(out), "--preset"]
+        code, stdout, _ = run([*args, preset, *FAST], capsys)
+        assert code == 0 and f"lab, {preset})" in stdout
+        assert len(list(out.glob("*.png"))) == 8
+
+
+def test_a_bad_protocol_value_is_a_one_line_error(clip, tmp_path, capsys):
+    folder, init, _, _ = clip
+    args = ["propagate", str(folder), "--init", str(init), "--out", str(tmp_path / "o")]
+    code, _, err = run([*args, *FAST, "--temperature", "0"], capsys)
+    assert code == 2
+    assert err.startswith("trackpaint: error: --preset fast: temperature must be > 0")

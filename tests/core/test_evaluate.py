@@ -19,6 +19,7 @@ from tracker_core.evaluate import (
 )
 from tracker_core.labels import FrameLabels
 from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagator import AffinityPropagator
 
 
 def square(h=100, w=100, y=20, x=20, s=40):
@@ -86,7 +87,11 @@ def test_simulated_corrections_improve_the_sequence_round_by_round():
     for pick in ("oracle", "confidence"):
         rounds = list(
             propagate_with_corrections(
-                frames.__getitem__, masks, LabEncoder(stride=8), cfg, corrections=3, pick=pick
+                frames.__getitem__,
+                masks,
+                AffinityPropagator(LabEncoder(stride=8), cfg),
+                corrections=3,
+                pick=pick,
             )
         )
         assert len(rounds) == 4
@@ -107,5 +112,6 @@ def test_confidence_pick_corrects_the_least_confident_frame_and_oracle_the_worst
     least_confident = min(first, key=lambda r: r.confidence).index
     worst = min(first, key=lambda r: jaccard(r.labels.mask > 0, masks[r.index] > 0)).index
     for pick, expected in (("confidence", least_confident), ("oracle", worst)):
-        rounds = list(propagate_with_corrections(frames.__getitem__, masks, enc, cfg, 1, pick=pick))
+        prop = AffinityPropagator(enc, cfg)
+        rounds = list(propagate_with_corrections(frames.__getitem__, masks, prop, 1, pick=pick))
         assert rounds[1][2] == {0, expected}, pick

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,6 +13,7 @@ from tracker_core.evaluate import jaccard
 from tracker_core.labels import FrameLabels
 from tracker_core.propagate import (
     PropagationConfig,
+    guided_filter,
     heatmaps_to_keypoints,
     keypoints_to_heatmaps,
     local_affinity_copy,
@@ -82,6 +84,40 @@ def test_mask_to_soft_area_fractions_and_roundtrip():
     assert soft[1, 1, 1] == 1.0 and soft[2, 0, 0] == pytest.approx(0.5)
     back = soft_to_mask(mask_to_soft(mask, (3,), (32, 40)), (3,), (32, 40), 1)
     assert np.array_equal(back, np.where(mask == 3, 3, 0))
+
+
+def full_frame_decode(soft, mask_ids, frame_hw, stride, frame=None, refine_radius=0):
+    """Reference decode: every plane (background too) upsampled and filtered over the frame."""
+    _, h, w = soft.shape
+    up = np.stack(
+        [
+            cv2.resize(p, (w * stride, h * stride), interpolation=cv2.INTER_LINEAR)
+            for p in soft.numpy()
+        ]
+    )[:, : frame_hw[0], : frame_hw[1]]
+    if frame is not None and refine_radius > 0:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        up = guided_filter(grey, np.ascontiguousarray(up), refine_radius, 1e-3)
+    return np.array((0, *mask_ids), np.uint8)[up.argmax(axis=0)]
+
+
+@pytest.mark.parametrize(("n_obj", "radius"), [(1, 4), (2, 4), (1, 0), (3, 2)])
+def test_decoding_only_near_objects_equals_decoding_the_whole_frame(n_obj, radius):
+    rng = np.random.default_rng(n_obj + radius)
+    h, w, stride = 20, 30, 8
+    fg = np.zeros((n_obj, h, w), np.float32)
+    for k in range(n_obj):  # objects with soft edges somewhere inside the frame (or at a border)
+        y, x = rng.integers(0, h - 4), rng.integers(0, w - 6)
+        fg[k, y : y + 4, x : x + 6] = rng.uniform(0.2, 1.0, (4, 6))
+    fg /= np.maximum(1.0, fg.sum(0))
+    soft = torch.from_numpy(np.concatenate([1 - fg.sum(0, keepdims=True), fg]))
+    frame_hw = (h * stride - 5, w * stride - 3)  # frames need not fill the last cells
+    frame = rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
+    ids = tuple(range(3, 3 + n_obj))
+    fast = soft_to_mask(soft, ids, frame_hw, stride, frame, radius)
+    full = full_frame_decode(soft, ids, frame_hw, stride, frame, radius)
+    assert fast.any()
+    assert (fast != full).mean() < 1e-4  # argmax ties may round either way
 
 
 def test_keypoint_heatmap_roundtrip_and_invisible_points():

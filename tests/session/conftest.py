@@ -11,7 +11,7 @@ import pytest
 
 from tracker_core.labels import FrameLabels
 from tracker_core.project import Project
-from tracker_core.propagate import PropagatedFrame
+from tracker_core.propagate import FeatureCache, PropagatedFrame, PropagationConfig
 from tracker_core.session import Session
 
 H, W, N = 24, 32, 12
@@ -32,21 +32,29 @@ class ArrayVideo:
 
 @dataclass
 class FakePropagator:
-    """Copies the start frame's labels to every frame; confidence falls by 0.1 per frame from
-    the start. Records each call as ``(start, stop, sorted reference keys, start labels)``."""
+    """A :class:`~tracker_core.propagator.Propagator` that copies the start frame's labels to
+    every frame; confidence falls by 0.1 per frame from the start. Records each call as
+    ``(start, stop, sorted reference keys, start labels)``."""
 
     calls: list[tuple[int, int, list[int], FrameLabels]] = field(default_factory=list)
     computed: list[int] = field(default_factory=list)
+    name: str = "fake"
+    encoder: object = field(default_factory=object)
+    config: PropagationConfig = field(default_factory=PropagationConfig)
 
-    def __call__(
+    def new_cache(self) -> FeatureCache:
+        return FeatureCache()
+
+    def propagate(
         self,
         frames,
         start: int,
         stop: int,
         references: Mapping[int, FrameLabels],
         num_keypoints: Mapping[int, int],
-        encoder,
-        config=None,
+        *,
+        cache=None,
+        on_warmup=None,
     ) -> Iterator[PropagatedFrame]:
         assert start in references
         first = references[start]
@@ -86,6 +94,6 @@ def fake() -> FakePropagator:
 def session(project: Project, fake: FakePropagator) -> Session:
     """A session over ``project`` with one mask object (id 1, "car") and the fake propagator."""
     frames = [np.full((H, W, 3), i, np.uint8) for i in range(N)]
-    sess = Session(project, ArrayVideo(frames), encoder=object(), propagate_fn=fake)
+    sess = Session(project, ArrayVideo(frames), propagator=fake)
     sess.add_object("car")
     return sess

@@ -37,7 +37,7 @@ def clip_session(tmp_path: Path) -> Iterator[tuple[Session, FakePropagator, int,
     project = Project.new(tmp_path / "clip.avi", N25, H, W)
     fake = FakePropagator()
     frames = [np.full((H, W, 3), i, np.uint8) for i in range(N25)]
-    session = Session(project, ArrayVideo(frames), encoder=object(), propagate_fn=fake)
+    session = Session(project, ArrayVideo(frames), propagator=fake)
     bear = session.add_object("bear").id
     animal = session.add_object("animal", kind="keypoints", keypoint_names=("nose", "tail")).id
     session.set_mask(0, square_mask(2))

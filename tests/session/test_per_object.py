@@ -63,7 +63,7 @@ def test_a_propagated_mask_merges_under_another_objects_keyframe(tmp_path: Path)
     project = Project.new(tmp_path / "clip.avi", 6, H, W)
     fake = FakePropagator()
     frames = [np.zeros((H, W, 3), np.uint8)] * 6
-    session = Session(project, ArrayVideo(frames), encoder=object(), propagate_fn=fake)
+    session = Session(project, ArrayVideo(frames), propagator=fake)
     a = session.add_object("a").id
     b = session.add_object("b").id
     start = square_mask(2, object_id=a)
@@ -228,9 +228,7 @@ def test_the_migrated_issue_project_propagates_past_frame_20(tmp_path: Path) -> 
     write_schema_1(path, tmp_path / "clip.avi")
     with Project.open(path) as project:
         frames = [np.zeros((H, W, 3), np.uint8)] * N25
-        session = Session(
-            project, ArrayVideo(frames), encoder=object(), propagate_fn=FakePropagator()
-        )
+        session = Session(project, ArrayVideo(frames), propagator=FakePropagator())
         job = session.propagation_job(19, "forward")  # F on frame 19 (was "Nothing to propagate")
         assert job.stops == [{1: 20, 2: 23}]  # 23: the empty keyframe is one of both objects
         job.run()
@@ -244,8 +242,7 @@ def test_set_mask_makes_keyframes_of_the_objects_it_changes(tmp_path: Path) -> N
     session = Session(
         project,
         ArrayVideo([np.zeros((H, W, 3), np.uint8)] * 6),
-        encoder=object(),
-        propagate_fn=FakePropagator(),
+        propagator=FakePropagator(),
     )
     a, b = session.add_object("a").id, session.add_object("b").id
     start = square_mask(2, object_id=a)

@@ -237,8 +237,7 @@ def test_a_run_too_big_to_undo_clears_the_history(project: Project, fake: FakePr
     session = Session(
         project,
         ArrayVideo(frames),
-        encoder=object(),
-        propagate_fn=fake,
+        propagator=fake,
         history=HistoryLimits(max_bytes=1500),
     )
     session.add_object("noise")
