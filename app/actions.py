@@ -162,7 +162,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "preset_accurate",
         "Preset: a&ccurate",
         "Model",
-        tip="Propagate with the accurate preset (more memory frames, ~1.5x the time per frame)",
+        tip="Propagate with the accurate preset (more memory frames, ~1.4x the time per frame)",
         checkable=True,
         group="preset",
     ),

@@ -21,7 +21,7 @@ import numpy as np
 from tracker_core.encoder import load_encoder
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import write_indexed_png
-from tracker_core.propagate import PropagationConfig, propagate
+from tracker_core.propagator import load_propagator
 from tracker_core.video import VideoSource
 
 
@@ -84,7 +84,8 @@ def main() -> None:
         refs = {0: FrameLabels(mask=first)}
         marks = {int(n * k / 10) for k in range(1, 11)}
         t0 = time.perf_counter()
-        for res in propagate(video.frame, 0, n, refs, {}, encoder, PropagationConfig()):
+        propagator = load_propagator(encoder=encoder)
+        for res in propagator.propagate(video.frame, 0, n, refs, {}, cache=propagator.new_cache()):
             write_indexed_png(out / f"{res.index:05d}.png", res.labels.mask)
             if res.index + 1 in marks:
                 rate = (res.index) / (time.perf_counter() - t0)
