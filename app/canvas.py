@@ -48,7 +48,7 @@ from app.jobs import Job, JobRunner
 from tracker_core.labels import ObjectSpec
 from tracker_core.session import ChangeEvent, Session
 from tracker_core.tools import TOOLS, Overlay, PointerEvent, Tool, tool_spec
-from tracker_core.tools.base import Button, Key
+from tracker_core.tools.base import Button, Key, run_inline
 from tracker_core.video import DamagedFrame
 
 MIN_BRUSH, MAX_BRUSH = 1.0, 200.0
@@ -174,12 +174,7 @@ class _CanvasContext:
     ) -> None:
         runner = self._canvas.runner
         if runner is None:  # no window: run inline (a bare canvas in a test or script)
-            try:
-                result = work()
-            except Exception as exc:
-                failed(f"{type(exc).__name__}: {exc}")
-                return
-            done(result)
+            run_inline(work, done, failed)
             return
         job = Job("Smart select", lambda _report, _cancelled: work())
         job.succeeded.connect(done)

@@ -18,6 +18,20 @@ import numpy as np
 from tracker_core.labels import ObjectSpec
 from tracker_core.session import Session
 
+
+def run_inline(
+    work: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None]
+) -> None:
+    """Run ``work()`` now and hand its result to ``done``, or a one-line
+    ``"<ExceptionType>: <message>"`` to ``failed`` (the way the GUI's worker reports errors)."""
+    try:
+        result = work()
+    except Exception as exc:
+        failed(f"{type(exc).__name__}: {exc}")
+        return
+    done(result)
+
+
 Button = Literal["left", "right", "middle", "none"]
 Point = tuple[float, float]
 Key = Literal["escape", "enter", "backspace", "delete"]
@@ -259,9 +273,4 @@ class PlainContext:
         done: Callable[[Any], None],
         failed: Callable[[str], None],
     ) -> None:
-        try:
-            result = work()
-        except Exception as exc:  # reported like the GUI's worker does
-            failed(f"{type(exc).__name__}: {exc}")
-            return
-        done(result)
+        run_inline(work, done, failed)
