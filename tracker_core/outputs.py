@@ -476,7 +476,35 @@ def _refuse(problem: str, target: Path) -> ExportError:
 # --------------------------------------------------------------------------- the writers
 
 
-class StagedFolder:
+class _Staged:
+    """Context-manager protocol shared by the staged outputs: entering prepares the staging
+    copy, a normal exit commits it, an exception aborts it."""
+
+    def prepare(self) -> Path:
+        raise NotImplementedError
+
+    def commit(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Path:
+        return self.prepare()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class StagedFolder(_Staged):
     """Write a folder output under the rule of this module.
 
     Use as a context manager; the value is the staging folder to fill with regular files::
@@ -560,22 +588,8 @@ class StagedFolder:
         remove_created(self._created)
         self._created = []
 
-    def __enter__(self) -> Path:
-        return self.prepare()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-
-class StagedFile:
+class StagedFile(_Staged):
     """Write a single-file output under the rule of this module.
 
     Use as a context manager; the value is the temporary path (beside the target, not yet
@@ -655,20 +669,6 @@ class StagedFile:
             self._tmp = None
         remove_created(self._created)
         self._created = []
-
-    def __enter__(self) -> Path:
-        return self.prepare()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def write_error(exc: OSError | TrackpaintError, target: Path, name: str) -> ExportError:
