@@ -114,8 +114,9 @@ class BatchSettings:
     overrides: tuple[tuple[str, Any], ...] = ()
     preset: str = DEFAULT_PRESET
     exports: tuple[str, ...] = ()
-    # learned encoders' arithmetic, fixed for the whole batch (never the per-process timing
-    # "auto"), so every worker on every node computes the same masks and re-runs the same key
+    # learned encoders' arithmetic for every item ("auto" is decided from the CPU's flags, the
+    # same in every worker of one machine; give "fp32" on a cluster of different CPUs so every
+    # node computes the same masks)
     precision: str = "fp32"
 
 
