@@ -33,7 +33,8 @@ Undo/redo is a model-side bounded stack of sparse diffs: a step stores, for the 
 only their previous encoded content (:class:`~tracker_core.project.StoredFrame`, PNG-compressed)
 or only their previous state when just the provenance changed, plus the previous object list when
 objects changed. Undoing swaps the stored side with the current one, which becomes the redo step.
-The stack is bounded by :class:`HistoryLimits` (steps and bytes; oldest steps are dropped).
+The stack is bounded by :class:`HistoryLimits` (steps and bytes; oldest steps are dropped); it
+lives in :class:`~tracker_core.history.History`, which the session drives under its lock.
 
 Propagation: :meth:`Session.propagation_job` returns a :class:`PropagationJob`; iterating it yields
 :class:`PropagationProgress` and writes each frame into the project as soon as it is computed. The
@@ -47,7 +48,9 @@ paints it on a frame ahead of the run while it runs. The references (long-term m
 keyframes of the running objects on which every running object has labels, restricted to those
 objects (:func:`restrict_labels`). ``job.cancel()`` (from any thread) or ``job.close()`` stop it and
 keep what is done. The whole run — even a cancelled one — is one undo step; it is on the stack
-from its first frame, and can only be undone once the job has finished.
+from its first frame, and can only be undone once the job has finished. The job
+(:mod:`tracker_core.propagation_job`) sees the session only through a :class:`SessionJobHost`
+(its :class:`~tracker_core.propagation_job.JobHost` protocol), which does these writes.
 
 Threads: a worker thread may iterate a job while the GUI thread reads the project
 (``Session.labels``, ``project.states()`` ...) and issues edits; all mutations run under one
@@ -62,8 +65,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -74,16 +77,45 @@ from scipy import ndimage
 from tracker_core.confidence import DEFAULT_UNCERTAIN_THRESHOLD, uncertain_frames, uncertain_mask
 from tracker_core.encoder import Encoder, load_encoder
 from tracker_core.errors import MaskError
+from tracker_core.history import History, HistoryLimits, Step
 from tracker_core.labels import FrameLabels, ObjectKind, ObjectSpec
 from tracker_core.masks import davis_palette
-from tracker_core.project import FrameState, ObjectProvenance, Project, StoredFrame
-from tracker_core.propagate import (
-    FeatureCache,
-    PropagatedFrame,
-    PropagationConfig,
-    WarmupProgress,
+from tracker_core.project import FrameState, ObjectProvenance, Project
+from tracker_core.propagate import FeatureCache, PropagatedFrame, PropagationConfig
+from tracker_core.propagation_job import (
+    LazyReferences,
+    PropagationJob,
+    PropagationProgress,
+    StartedReferences,
+    propagation_stop,
+    restrict_labels,
 )
 from tracker_core.propagator import DEFAULT_PRESET, Propagator, load_propagator
+
+__all__ = [
+    "ChangeEvent",
+    "Direction",
+    "FrameSource",
+    "HistoryLimits",
+    "LazyReferences",
+    "PropagationJob",
+    "PropagationProgress",
+    "Session",
+    "SessionJobHost",
+    "StartedReferences",
+    "brush_footprint",
+    "brush_window",
+    "changed_objects",
+    "fill_object_holes",
+    "frames_made_stale",
+    "labels_equal",
+    "merge_labels",
+    "next_uncertain",
+    "paint_footprint",
+    "polygon_footprint",
+    "propagation_stop",
+    "restrict_labels",
+]
 
 Direction = Literal["forward", "backward", "both"]
 EventKind = Literal["edit", "stroke", "objects", "view", "propagate", "undo", "redo"]
@@ -109,51 +141,6 @@ class ChangeEvent:
     objects_changed: bool = False
     view_changed: bool = False
     history_changed: bool = True
-
-
-@dataclass(frozen=True)
-class HistoryLimits:
-    """Bounds of the undo stack: at most ``max_steps`` steps holding ``max_bytes`` in all.
-    The oldest steps are dropped first; a single step bigger than ``max_bytes`` is not kept, so
-    it cannot be undone; a propagation run whose undo data outgrows ``max_bytes`` while running
-    (re-propagating over many propagated frames) clears the whole history and is not undoable."""
-
-    max_steps: int = 100
-    max_bytes: int = 256 * 2**20
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.max_bytes < 1:
-            raise ValueError("history limits must be positive")
-
-
-@dataclass(frozen=True)
-class PropagationProgress:
-    """One propagated frame: ``done`` of ``total`` frames, the frame index written, its
-    confidence, the mean compute time so far in ms per frame, and the run direction."""
-
-    done: int
-    total: int
-    frame: int
-    confidence: float
-    ms_per_frame: float
-    direction: Literal["forward", "backward"]
-
-
-@dataclass(eq=False)
-class _Step:
-    """One undo (or redo) step: previous content of the frames/states/objects it touched."""
-
-    label: str
-    frames: dict[int, StoredFrame] = field(default_factory=dict)
-    states: dict[tuple[int, int], FrameState] = field(default_factory=dict)  # (frame, object)
-    objects: tuple[ObjectSpec, ...] | None = None
-    open: bool = False  # a running propagation job still adds frames to it
-    pushed: bool = False  # (jobs) already on the undo stack
-    dropped: bool = False  # (jobs) outgrew HistoryLimits.max_bytes: history cleared, not recorded
-
-    @property
-    def nbytes(self) -> int:
-        return 128 + sum(f.nbytes for f in self.frames.values()) + 16 * len(self.states)
 
 
 @dataclass
@@ -188,16 +175,6 @@ def frames_made_stale(states: np.ndarray, sources: np.ndarray, edited: int) -> n
     forward = (sources >= 0) & (sources <= edited) & (idx > edited)
     backward = (sources >= edited) & (idx < edited)
     return np.flatnonzero(propagated & (forward | backward))
-
-
-def propagation_stop(keyframes: Sequence[int], start: int, step: int, num_frames: int) -> int:
-    """Exclusive stop index of a run from ``start`` in direction ``step`` (+1/-1): the nearest
-    keyframe beyond ``start`` in that direction, else the video end (``num_frames`` or -1)."""
-    if step > 0:
-        later = [k for k in keyframes if k > start]
-        return min(later) if later else num_frames
-    earlier = [k for k in keyframes if k < start]
-    return max(earlier) if earlier else -1
 
 
 def brush_window(
@@ -300,19 +277,6 @@ def changed_objects(a: FrameLabels, b: FrameLabels, objects: Iterable[ObjectSpec
     return out
 
 
-def restrict_labels(labels: FrameLabels, objects: Iterable[int]) -> FrameLabels:
-    """The labels of ``objects`` only: other ids' mask pixels become background (0) and other
-    keypoint objects are dropped. ``(H, W) uint8`` mask in, same shape out."""
-    keep = set(objects)
-    mask = labels.mask
-    if mask is not None:
-        lut = np.zeros(256, np.uint8)
-        ids = [i for i in keep if 1 <= i <= 255]
-        lut[ids] = ids
-        mask = lut[mask]
-    return FrameLabels(mask, {k: v for k, v in labels.keypoints.items() if k in keep})
-
-
 def merge_labels(current: FrameLabels, result: FrameLabels, written: Iterable[int]) -> FrameLabels:
     """A frame's labels after a propagation run rewrites the objects in ``written`` only.
 
@@ -343,30 +307,6 @@ def next_uncertain(
     idx = np.flatnonzero(uncertain_mask(states, confidences, threshold))
     later = idx[idx > after]
     return int(later[0]) if later.size else None
-
-
-class _LazyReferences(Mapping[int, FrameLabels]):
-    """Keyframe labels read from the project on access (keeps memory bounded), restricted to
-    ``objects`` (:func:`restrict_labels`)."""
-
-    def __init__(self, project: Project, keys: Iterable[int], objects: Iterable[int]) -> None:
-        self._project = project
-        self._keys = tuple(sorted(set(keys)))
-        self._objects = tuple(objects)
-
-    def __getitem__(self, key: int) -> FrameLabels:
-        if key not in self._keys:
-            raise KeyError(key)
-        return restrict_labels(self._project.labels(key), self._objects)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
 
 # --------------------------------------------------------------------------- the session
@@ -410,14 +350,25 @@ class Session:
         self._config = config
         self._propagator = propagator
         self._cache = propagator.new_cache() if propagator is not None else None
-        self._limits = history or HistoryLimits()
         self._lock = threading.RLock()
-        self._undo: list[_Step] = []
-        self._redo: list[_Step] = []
+        self._history = History(history)
         self._subscribers: list[Callable[[ChangeEvent], None]] = []
         self._hidden: set[int] = set()
         self._stroke: _Stroke | None = None
         self._last_ms_per_frame: float | None = None
+        self._job_host = (
+            SessionJobHost(
+                project,
+                video,
+                self._lock,
+                self._history,
+                self._emit,
+                self._cache_for,
+                self._run_finished,
+            )
+            if video is not None
+            else None
+        )
 
     # ---- basics ----------------------------------------------------------------------------
 
@@ -640,7 +591,7 @@ class Session:
             before = self._project.stored(frame)
             self._project.set_frame(frame, FrameLabels(), FrameState.EMPTY)
             stale = self._mark_stale(frame, had)
-            step = _Step("Clear frame", {frame: before}, stale)
+            step = Step("Clear frame", {frame: before}, stale)
             self._push(step)
         self._emit(ChangeEvent("edit", frames=tuple(sorted({frame, *(t for t, _ in stale)}))))
         return True
@@ -663,7 +614,7 @@ class Session:
             self._project.set_labels(
                 frame, self._project.labels(frame), {o: painted for o in targets}
             )
-            self._push(_Step("Make keyframe", {frame: before}))
+            self._push(Step("Make keyframe", {frame: before}))
         self._emit(ChangeEvent("edit", frames=(frame,)))
         return True
 
@@ -684,7 +635,7 @@ class Session:
             spec = ObjectSpec(oid, name, rgb, kind, tuple(keypoint_names), tuple(skeleton))
             before = self._project.objects
             self._project.add_object(spec)
-            self._push(_Step(f"Add {name}", objects=before))
+            self._push(Step(f"Add {name}", objects=before))
         self._emit(ChangeEvent("objects", objects_changed=True))
         return spec
 
@@ -701,7 +652,7 @@ class Session:
             before = {t: self._project.stored(t) for t in touched}
             self._project.remove_object(object_id)
             self._hidden.discard(object_id)
-            self._push(_Step(f"Remove {spec.name}", before, objects=before_objects))
+            self._push(Step(f"Remove {spec.name}", before, objects=before_objects))
         self._emit(ChangeEvent("objects", frames=tuple(touched), objects_changed=True))
 
     def rename_object(self, object_id: int, name: str) -> None:
@@ -717,34 +668,32 @@ class Session:
     @property
     def can_undo(self) -> bool:
         with self._lock:
-            return bool(self._undo) and not self._undo[-1].open
+            return self._history.can_undo
 
     @property
     def can_redo(self) -> bool:
         with self._lock:
-            return bool(self._redo)
+            return self._history.can_redo
 
     @property
     def undo_label(self) -> str | None:
         """Name of the step :meth:`undo` would revert (for a menu), or None."""
         with self._lock:
-            return self._undo[-1].label if self.can_undo else None
+            return self._history.undo_label
 
     @property
     def redo_label(self) -> str | None:
         with self._lock:
-            return self._redo[-1].label if self._redo else None
+            return self._history.redo_label
 
     def undo(self) -> bool:
         """Revert the last step; False when there is none (or it is a job still running).
         A brush stroke in progress is cancelled first."""
         self.cancel_stroke()
         with self._lock:
-            if not self.can_undo:
-                return False
-            step = self._undo.pop()
-            inverse = self._swap(step)
-            self._redo.append(inverse)
+            step = self._history.undo(self._swap)
+        if step is None:
+            return False
         self._emit(self._swap_event("undo", step))
         return True
 
@@ -752,12 +701,9 @@ class Session:
         """Re-apply the last undone step; False when there is none. Cancels a stroke first."""
         self.cancel_stroke()
         with self._lock:
-            if not self._redo:
-                return False
-            step = self._redo.pop()
-            inverse = self._swap(step)
-            self._undo.append(inverse)
-            self._trim_history()
+            step = self._history.redo(self._swap)
+        if step is None:
+            return False
         self._emit(self._swap_event("redo", step))
         return True
 
@@ -765,7 +711,7 @@ class Session:
     def history_bytes(self) -> int:
         """Bytes held by the undo and redo stacks."""
         with self._lock:
-            return sum(s.nbytes for s in (*self._undo, *self._redo))
+            return self._history.nbytes
 
     # ---- propagation -----------------------------------------------------------------------
 
@@ -826,6 +772,11 @@ class Session:
         with self._lock:
             return self._cache if propagator is self._propagator else None
 
+    def _run_finished(self, ms_per_frame: float | None) -> None:
+        """(under the lock) a propagation run ended; keep its speed for the status bar."""
+        if ms_per_frame is not None:
+            self._last_ms_per_frame = ms_per_frame
+
     def propagation_job(
         self,
         start: int,
@@ -857,7 +808,8 @@ class Session:
                     replace(config or propagator.config, skip_damaged=True)
                 ),
             )
-        return PropagationJob(self, start, steps, propagator)
+        assert self._job_host is not None  # there is a video
+        return PropagationJob(self._job_host, start, steps, propagator)
 
     def next_uncertain_frame(
         self,
@@ -926,7 +878,7 @@ class Session:
             painted = ObjectProvenance(FrameState.PAINTED)
             self._project.set_labels(frame, new, {o: painted for o in targets})
             stale = self._mark_stale(frame, changed)
-            self._push(_Step(label, {frame: before}, stale))
+            self._push(Step(label, {frame: before}, stale))
         self._emit(ChangeEvent("edit", frames=tuple(sorted({frame, *(t for t, _ in stale)}))))
         return True
 
@@ -971,30 +923,19 @@ class Session:
                 return
             before = self._project.objects
             self._project.replace_object(new)
-            self._push(_Step(f"{label} {old.name}", objects=before))
+            self._push(Step(f"{label} {old.name}", objects=before))
         self._emit(ChangeEvent("objects", objects_changed=True))
 
-    def _push(self, step: _Step) -> None:
+    def _push(self, step: Step) -> None:
         """Record a new step (clears redo) and enforce the history bounds."""
-        self._undo.append(step)
-        self._redo.clear()
-        self._trim_history()
+        self._history.push(step)
 
-    def _trim_history(self) -> None:
-        """Drop oldest steps beyond the count/byte bounds (a step still open is kept)."""
-        limits = self._limits
-        total = sum(s.nbytes for s in self._undo)
-        while self._undo and (len(self._undo) > limits.max_steps or total > limits.max_bytes):
-            if self._undo[0].open:
-                break
-            total -= self._undo.pop(0).nbytes
-
-    def _swap(self, step: _Step) -> _Step:
+    def _swap(self, step: Step) -> Step:
         """Apply a step's stored side; return the inverse step (the side it replaced)."""
         project = self._project
         known = set(project.mask_object_ids()) | set(project.keypoint_object_ids())
         current = {o: project.object_states(o) for o in {o for _, o in step.states} & known}
-        inverse = _Step(
+        inverse = Step(
             step.label,
             frames={t: project.stored(t) for t in step.frames},
             states={(t, o): FrameState(int(current[o][t])) for t, o in step.states if o in current},
@@ -1015,29 +956,75 @@ class Session:
         return inverse
 
     @staticmethod
-    def _swap_event(kind: EventKind, step: _Step) -> ChangeEvent:
+    def _swap_event(kind: EventKind, step: Step) -> ChangeEvent:
         frames = tuple(sorted({*step.frames, *(t for t, _ in step.states)}))
         return ChangeEvent(kind, frames=frames, objects_changed=step.objects is not None)
 
-    # ---- used by PropagationJob -------------------------------------------------------------
 
-    def _run_objects(self, start: int) -> tuple[int, ...]:
+class SessionJobHost:
+    """The session side of a :class:`PropagationJob` (its
+    :class:`~tracker_core.propagation_job.JobHost`): decides what a run propagates and from
+    which keyframes, writes each propagated frame into the project under the session's lock,
+    records the run as one open step of the session's :class:`~tracker_core.history.History`,
+    and emits the session's events. Made by :class:`Session`; hold it only through a job.
+
+    Args:
+        project: the session's document.
+        video: the session's frames (called on the job's thread).
+        lock: the session's lock (every read-modify-write below holds it).
+        history: the session's undo history.
+        emit: delivers a :class:`ChangeEvent` to the session's subscribers (called unlocked).
+        feature_cache: the session's cache of encoded frames for a propagator, or None.
+        finished: called under the lock with a run's mean ms/frame (None: no frame written).
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        video: FrameSource,
+        lock: threading.RLock,
+        history: History,
+        emit: Callable[[ChangeEvent], None],
+        feature_cache: Callable[[Propagator], FeatureCache | None],
+        finished: Callable[[float | None], None],
+    ) -> None:
+        self._project = project
+        self._video = video
+        self._lock = lock
+        self._history = history
+        self._emit = emit
+        self._feature_cache = feature_cache
+        self._finished = finished
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    def frame(self, index: int) -> np.ndarray:
+        """``(H, W, 3) uint8`` RGB frame of the session's video."""
+        return self._video.frame(index)
+
+    def feature_cache(self, propagator: Propagator) -> FeatureCache | None:
+        """The session's feature cache when ``propagator`` is the session's own, else None."""
+        return self._feature_cache(propagator)
+
+    def run_objects(self, start: int) -> tuple[int, ...]:
         """The objects a run from ``start`` propagates: those with a state on ``start``."""
         return tuple(o for o, p in self._project.provenance(start).items() if p.state)
 
-    def _run_origin(self, start: int, step: int, object_id: int) -> int:
-        """The keyframe of ``object_id`` a run from ``start`` in direction ``step`` derives from:
+    def run_origin(self, start: int, direction: int, object_id: int) -> int:
+        """The keyframe of ``object_id`` a run from ``start`` in ``direction`` derives from:
         ``start`` itself when it is a keyframe of the object, else the keyframe the object was
         propagated from on ``start`` in that same direction (so resuming after a cancel keeps the
         stale rule exact)."""
         prov = self._project.provenance(start)[object_id]
         if prov.state == FrameState.PAINTED or prov.source is None:
             return start
-        return prov.source if (prov.source - start) * step < 0 else start
+        return prov.source if (prov.source - start) * direction < 0 else start
 
-    def _run_references(
+    def run_references(
         self, start: int, start_labels: FrameLabels, objects: Sequence[int]
-    ) -> _StartedReferences:
+    ) -> StartedReferences:
         """Long-term memory of a run: the start frame and every keyframe of a running object on
         which all running objects have a state (so no reference claims an object is absent
         where it is merely unlabelled), restricted to the running objects."""
@@ -1046,11 +1033,15 @@ class Session:
         keys = np.flatnonzero(
             (states == FrameState.PAINTED).any(axis=0) & (states != FrameState.EMPTY).all(axis=0)
         )
-        return _StartedReferences(project, keys.tolist(), start, start_labels, objects)
+        return StartedReferences(project, keys.tolist(), start, start_labels, objects)
 
-    def _job_write(
+    def open_run(self, label: str) -> Step:
+        """A new open undo step for a run (on the stack from its first written frame)."""
+        return self._history.open_step(label)
+
+    def write_frame(
         self,
-        step: _Step,
+        run: Step,
         start: int,
         direction: int,
         running: dict[int, tuple[int, int]],
@@ -1084,33 +1075,16 @@ class Session:
                 state = FrameState.PROPAGATED if ok else FrameState.STALE
                 updates[oid] = ObjectProvenance(state, conf, origin)
             labels = merge_labels(project.labels(t), self._known_ids_only(result.labels), running)
-            self._record_job_frame(step, t)
+            self._history.record_frame(run, t, lambda: project.stored(t))
             project.set_labels(t, labels, updates)
         self._emit(ChangeEvent("propagate", frames=(t,), history_changed=False))
         return True
 
-    def _record_job_frame(self, step: _Step, t: int) -> None:
-        """Keep frame ``t``'s previous content in the run's undo step; a run whose undo data
-        outgrows ``max_bytes`` clears the whole history instead (it cannot be undone)."""
-        if step.dropped or t in step.frames:
-            return
-        if not step.pushed:
-            step.pushed = True
-            self._push(step)
-        step.frames[t] = self._project.stored(t)
-        if step.nbytes > self._limits.max_bytes:
-            step.dropped = True
-            step.frames.clear()
-            self._undo.clear()
-            self._redo.clear()
-        self._trim_history()
-
-    def _job_finished(self, step: _Step, ms_per_frame: float | None) -> None:
+    def finish_run(self, run: Step, ms_per_frame: float | None) -> None:
+        """Close the run's undo step, keep its speed, tell the views the history changed."""
         with self._lock:
-            step.open = False
-            if ms_per_frame is not None:
-                self._last_ms_per_frame = ms_per_frame
-            self._trim_history()
+            self._history.close(run)
+            self._finished(ms_per_frame)
         self._emit(ChangeEvent("propagate", history_changed=True))
 
     def _known_ids_only(self, labels: FrameLabels) -> FrameLabels:
@@ -1127,161 +1101,3 @@ class Session:
         kp_ids = set(self._project.keypoint_object_ids())
         kps = {k: v for k, v in labels.keypoints.items() if k in kp_ids}
         return FrameLabels(mask, kps)
-
-
-class PropagationJob:
-    """A cancellable propagation run; iterate it (e.g. on a worker thread) to do the work.
-
-    Iterating yields one :class:`PropagationProgress` per frame written. ``cancel()`` may be called
-    from any thread and takes effect before the next frame is computed; ``close()`` cancels from
-    the iterating side. Frames already written are kept; the run is a single undo step.
-    ``objects`` are the objects it propagates; ``stops`` gives, per direction, each object's
-    exclusive stop (its own next keyframe or the video end). ``total`` is an upper bound fixed at
-    creation (the run can stop early when the user paints a frame ahead of it).
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        start: int,
-        steps: Sequence[int],
-        propagator: Propagator,
-    ) -> None:
-        project = session.project
-        n = project.num_frames
-        self._session = session
-        self.start = start
-        self.propagator = propagator
-        self.on_warmup: Callable[[WarmupProgress], None] | None = None
-        self.objects = session._run_objects(start)
-        keys = {o: project.object_keyframes(o) for o in self.objects}
-        self.stops: list[dict[int, int]] = [
-            {o: propagation_stop(keys[o], start, s, n) for o in self.objects} for s in steps
-        ]
-        self._runs = [
-            (s, (max if s > 0 else min)(stops.values(), default=start + s))
-            for s, stops in zip(steps, self.stops)
-        ]
-        self.total = sum(abs(stop - start) - 1 for _, stop in self._runs)
-        self._cancel = threading.Event()
-        self._step = _Step(f"Propagate from frame {start}", open=True)
-        self.done = 0
-        self.finished = False
-        self._iterator: Iterator[PropagationProgress] | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def ranges(self) -> list[tuple[int, int]]:
-        """``(start, stop)`` pairs of the runs (stop exclusive: where the last object stops),
-        in order."""
-        return [(self.start, stop) for _, stop in self._runs]
-
-    def cancel(self) -> None:
-        """Ask the job to stop before the next frame (thread-safe)."""
-        self._cancel.set()
-
-    def __iter__(self) -> Iterator[PropagationProgress]:
-        return self
-
-    def __next__(self) -> PropagationProgress:
-        if self._iterator is None:
-            self._iterator = self._work()
-        return next(self._iterator)
-
-    def close(self) -> None:
-        """Stop and finalise (keeps what is done). Safe to call more than once."""
-        self.cancel()
-        if self._iterator is not None:
-            self._iterator.close()
-        else:
-            self.finished = True
-
-    def run(self, on_progress: Callable[[PropagationProgress], None] | None = None) -> int:
-        """Iterate to the end; returns the number of frames written."""
-        for progress in self:
-            if on_progress is not None:
-                on_progress(progress)
-        return self.done
-
-    def _work(self) -> Iterator[PropagationProgress]:
-        session, project = self._session, self._session.project
-        labels_start = project.labels(self.start)
-        objects = self.objects
-        num_kp = {
-            o.id: len(o.keypoint_names)
-            for o in project.objects
-            if o.kind == "keypoints" and o.id in objects
-        }
-        cache = session._cache_for(self.propagator)
-        seconds = 0.0  # per-frame compute time: warm-up (encoding the memory) is not counted
-        try:
-            for (step, stop), stops in zip(self._runs, self.stops):
-                if abs(stop - self.start) <= 1:
-                    continue
-                running = {
-                    o: (o_stop, session._run_origin(self.start, step, o))
-                    for o, o_stop in stops.items()
-                }
-                refs = session._run_references(self.start, labels_start, objects)
-                results = self.propagator.propagate(
-                    session.video.frame,  # type: ignore[union-attr]
-                    self.start,
-                    stop,
-                    refs,
-                    num_kp,
-                    cache=cache,
-                    on_warmup=self.on_warmup,
-                )
-                prev = self.start
-                try:
-                    while not self._cancel.is_set():
-                        result = next(results, None)
-                        if result is None:
-                            break
-                        seconds += result.seconds
-                        if not session._job_write(
-                            self._step, self.start, step, running, result, prev
-                        ):
-                            break
-                        prev = result.index
-                        self.done += 1
-                        yield PropagationProgress(
-                            self.done,
-                            self.total,
-                            result.index,
-                            result.confidence,
-                            1000.0 * seconds / self.done,
-                            "forward" if step > 0 else "backward",
-                        )
-                finally:
-                    close = getattr(results, "close", None)
-                    if close is not None:
-                        close()
-        finally:
-            self.finished = True
-            session._job_finished(self._step, 1000.0 * seconds / self.done if self.done else None)
-
-
-class _StartedReferences(_LazyReferences):
-    """Keyframes read lazily, plus the start frame's labels captured when the job began."""
-
-    def __init__(
-        self,
-        project: Project,
-        keys: Iterable[int],
-        start: int,
-        start_labels: FrameLabels,
-        objects: Iterable[int],
-    ) -> None:
-        objects = tuple(objects)
-        super().__init__(project, [*keys, start], objects)
-        self._start = start
-        self._start_labels = restrict_labels(start_labels, objects)
-
-    def __getitem__(self, key: int) -> FrameLabels:
-        if key == self._start:
-            return self._start_labels
-        return super().__getitem__(key)
