@@ -274,6 +274,9 @@ class Document(QObject):
         known = self.display.is_damaged(index)
         if known is not None:
             return known
+        decoded = self._worker_video.cached(index)  # just propagated: already decoded, reuse it
+        if decoded is not None:
+            return decoded
         try:
             return self.display.frame(index)
         except FrameDamaged as exc:

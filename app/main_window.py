@@ -6,7 +6,6 @@ Labelling logic lives in :mod:`tracker_core.session`; this module only wires wid
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,7 +52,10 @@ APP_NAME = "Trackpaint"
 ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "trackpaint.png"
 MAX_RECENT = 10
 PRESET_KEY = "propagation/preset"
-FOLLOW_MS = 60  # during propagation the view jumps to the newest frame at most this often
+# During propagation the view jumps to the newest frame, and the status bar shows the progress,
+# at most this often (the first frame at once, the last when the run ends): each jump repaints
+# the canvas and the timeline on the GUI thread, CPU taken from the run itself (issue 12).
+FOLLOW_MS = 250
 THRESHOLD_KEY = "confidence/uncertain_threshold"  # QSettings key of the user's threshold
 VIDEO_FILTER = (
     "Videos, frame folders and projects (*.mp4 *.avi *.mkv *.mov *.webm *.m4v "
@@ -117,7 +119,11 @@ class MainWindow(QMainWindow):
         self.runner = JobRunner(self)
         self._edits = 0  # change counter, for autosave
         self._autosaved_at = 0
-        self._last_follow = 0.0
+        self._pending: PropagationProgress | None = None  # newest progress not shown yet
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(FOLLOW_MS)
+        self._progress_timer.timeout.connect(self._on_progress_timer)
         self._follow_paused = False  # the user looked around during this run
         self._latest_frame: int | None = None  # newest frame of the running propagation
         self.adapt_config = AdaptConfig()
@@ -436,18 +442,32 @@ class MainWindow(QMainWindow):
         if isinstance(progress, WarmupProgress):
             self.status.set_warmup(progress.message)
             return
+        self._latest_frame = progress.frame
+        self._pending = progress
+        if not self._progress_timer.isActive():  # nothing shown in the last FOLLOW_MS: now
+            self._show_progress()
+            self._progress_timer.start()
+
+    def _on_progress_timer(self) -> None:
+        if self._show_progress():  # progress came meanwhile: keep to one update per FOLLOW_MS
+            self._progress_timer.start()
+
+    def _show_progress(self) -> bool:
+        """Show the newest propagation progress (status bar, and the frame when following);
+        False when there was none to show."""
+        progress, self._pending = self._pending, None
+        if progress is None:
+            return False
         self.status.set_progress(progress.done, progress.total)
         self.status.set_speed(progress.ms_per_frame)
-        now = time.monotonic()
-        self._latest_frame = progress.frame
-        due = now - self._last_follow >= FOLLOW_MS / 1000
-        if self.doc is not None and self.following and due and not self.canvas.interacting:
-            self._last_follow = now
+        if self.doc is not None and self.following and not self.canvas.interacting:
             self.doc.set_frame(progress.frame)
+        return True
 
     def _on_propagation_done(
         self, worker: Job, done: int, ranges: list[tuple[int, int]] | None = None
     ) -> None:
+        self._show_progress()  # the last frames of the run
         doc = self.doc
         if doc is None:
             return
@@ -465,6 +485,7 @@ class MainWindow(QMainWindow):
 
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy:
+            self._show_progress()  # a run that failed or was cut short
             self.status.set_busy(False)
             self._set_follow_paused(False)
         self._update_enabled()

@@ -32,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default=None, help="propagation preset (default: settings)")
     parser.add_argument("--screenshot", type=Path, help="save the window as PNG afterwards")
     parser.add_argument("--show-frame", type=int, default=None, help="frame shown in screenshot")
+    parser.add_argument("--profile", type=Path, help="cProfile the GUI thread into this file")
     parser.add_argument(
         "--idle-seconds",
         type=float,
@@ -39,6 +40,20 @@ def parse_args() -> argparse.Namespace:
         help="first measure the idle event loop this long (the machine's own noise)",
     )
     return parser.parse_args()
+
+
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each thread of this process, by thread id
+    (Linux ``/proc/self/task``; the main thread's id is the process id)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def worst(gaps: list[float], k: int) -> list[int]:
@@ -119,6 +134,26 @@ def main() -> int:
         timer.stop()
         idle = gaps[1:]
         gaps.clear()
+    counts = {"display_decodes": 0, "frame_refreshes": 0, "label_refreshes": 0}
+
+    def counted(key: str, fn):  # count calls of a bound method (instance attribute override)
+        def wrapper(*a, **k):
+            counts[key] += 1
+            return fn(*a, **k)
+
+        return wrapper
+
+    doc.display.frame = counted("display_decodes", doc.display.frame)
+    window.canvas.refresh_frame = counted("frame_refreshes", window.canvas.refresh_frame)
+    window.canvas.refresh_labels = counted("label_refreshes", window.canvas.refresh_labels)
+    profiler = None
+    if args.profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile(time.thread_time)  # CPU time of the GUI thread
+        profiler.enable()
+    cpu0, threads0, main0 = time.process_time(), thread_cpu(), time.thread_time()
+    load0 = os.getloadavg()
     started = time.perf_counter()
     last[0] = started
     timer.start()
@@ -126,12 +161,14 @@ def main() -> int:
     assert job is not None
     # stop after --frames frames: Cancel keeps what is done, exactly as the button does
     first: list[float] = []
+    first_cpu: list[tuple[int, float]] = []  # (frames done, process CPU s) at the first frame
 
     def progressed(p: object) -> None:
         if not isinstance(p, PropagationProgress):
             return  # warm-up ("encoding keyframes 1/1")
         if not first:
             first.append(time.perf_counter() - started)
+            first_cpu.append((p.done, time.process_time()))
         if p.done >= args.frames:
             window.runner.cancel()
 
@@ -143,9 +180,31 @@ def main() -> int:
             return
         poll.stop()
         timer.stop()
+        cpu = time.process_time() - cpu0
+        gui_cpu = time.thread_time() - main0
+        threads = thread_cpu()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(args.profile))
+        # threads that ended (the propagation worker) are counted in the process total only
+        others = cpu - gui_cpu
+        frames = int((doc.project.states() == 2).sum())
         ms = sorted(1000 * g for g in gaps[1:])
         result.update(
-            frames=int((doc.project.states() == 2).sum()),
+            frames=frames,
+            cpu_ms_per_frame=round(1000 * cpu / max(frames, 1), 1),
+            # from the first propagated frame on (warm-up excluded, like gui_vs_cli's CLI arm)
+            steady_cpu_ms_per_frame=round(
+                1000 * (cpu0 + cpu - first_cpu[0][1]) / max(1, frames - first_cpu[0][0]), 1
+            )
+            if first_cpu
+            else None,
+            gui_thread_cpu_ms_per_frame=round(1000 * gui_cpu / max(frames, 1), 1),
+            other_threads_cpu_ms_per_frame=round(1000 * others / max(frames, 1), 1),
+            threads_alive=len(threads),
+            threads_new=len(set(threads) - set(threads0)),
+            load_avg_1min_start_end=[round(load0[0], 1), round(os.getloadavg()[0], 1)],
+            **counts,
             wall_s=round(time.perf_counter() - started, 2),
             ms_per_frame=round(doc.session.last_ms_per_frame or float("nan"), 1),
             model=window.encoder.name,

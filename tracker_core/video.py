@@ -823,6 +823,13 @@ class VideoSource:
                     self._cache.popitem(last=False)
             return frame
 
+    def cached(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` when it is already decoded in the cache, else None: never decodes and
+        leaves the cache's order alone (a viewer can show what another thread's source just
+        decoded without decoding it again). ``(H, W, 3) uint8`` RGB, read-only."""
+        with self._lock:
+            return None if self._closed else self._cache.get(operator.index(index))
+
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames 0, 1, ... in order, decoded sequentially (no seeking between frames)."""
         for index in range(len(self)):

@@ -191,6 +191,18 @@ def test_lru_cache_is_bounded(video_file):
         assert np.array_equal(again, first)
 
 
+def test_cached_peeks_without_decoding_or_reordering(video_file):
+    path, _, _ = video_file
+    with VideoSource.open(path, cache_size=2) as video:
+        assert video.cached(0) is None  # never decodes
+        first = video.frame(0)
+        video.frame(1)
+        assert video.cached(0) is first and video.cached(1) is not None
+        video.frame(2)  # frame 0 is still the oldest (cached() did not refresh it): evicted
+        assert video.cached(0) is None and video.cached(2) is not None
+    assert video.cached(2) is None  # closed
+
+
 def test_concurrent_readers_get_exact_frames(tmp_path, long_clip):
     path = write_video(tmp_path / "clip.avi", long_clip)
     reference = decode_sequentially(path)

@@ -256,3 +256,37 @@ def test_confidence_plot_marks_uncertain_frames(qtbot, window: MainWindow) -> No
     assert plot.threshold() == 0.5
     _x, y = plot.curve_data()
     np.testing.assert_allclose(y, conf)
+
+
+def test_following_a_run_is_throttled_and_reuses_the_workers_decoded_frames(
+    qtbot, make_window, frame_folder
+) -> None:
+    """Issue 12: the GUI thread must not take the run's CPU: the view jumps at most once per
+    FOLLOW_MS (the last frame is still shown) and shows the frames the worker has just decoded
+    instead of decoding them again."""
+    import time
+
+    from app.main_window import FOLLOW_MS
+    from tests.gui.helpers import SlowLab, wait_idle
+
+    window = make_window(SlowLab())
+    folder, _frames, masks = frame_folder
+    assert window.open_path(folder)
+    window.objects_panel.add_mask_object("square")
+    window.doc.session.set_mask(0, masks[0])
+    doc = window.doc
+    jumps: list[int] = []
+    doc.frame_changed.connect(jumps.append)
+    decodes: list[int] = []
+    display_frame = doc.display.frame
+    doc.display.frame = lambda i: decodes.append(i) or display_frame(i)
+    started = time.monotonic()
+    window.propagate("forward")
+    wait_idle(qtbot, window)
+    elapsed = time.monotonic() - started
+    last = doc.num_frames - 1
+    assert doc.project.state(last) == FrameState.PROPAGATED
+    assert jumps and jumps[-1] == last and doc.frame == last  # the newest frame is shown
+    assert len(jumps) <= elapsed * 1000 / FOLLOW_MS + 2, (jumps, elapsed)
+    assert len(jumps) < last  # some frames were skipped, not one repaint per frame
+    assert decodes == []  # every frame shown came from the worker's cache

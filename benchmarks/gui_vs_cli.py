@@ -1,0 +1,114 @@
+"""GUI vs CLI propagation throughput on the same clip, interleaved A/B in one session.
+
+    xvfb-run -a .venv/bin/python benchmarks/gui_vs_cli.py --repeats 3 --threads 2 --precision int8
+
+Each round runs, as separate processes one after the other, the CLI arm (``trackpaint
+propagate``'s code path: :func:`tracker_core.cli.propagator_from_args` +
+:func:`tracker_core.prelabel.prelabel_video`, masks written to a temporary folder) and the GUI
+arm (``benchmarks/gui_responsiveness.py``: the real main window, propagation on the worker
+thread, the view following). The order alternates between rounds. Both report the mean compute
+ms/frame (warm-up excluded, as the status bar and the CLI print it) and the process CPU time per
+frame from the first propagated frame to the end (so model loading and warm-up are left out of
+both); the GUI arm also reports its GUI thread's share. The 1-minute load average is printed
+with every run: on a shared machine compare the two arms of one round, not rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP = ROOT / "resources" / "sample" / "bear"
+INIT = ROOT / "resources" / "sample" / "bear_00000.png"
+
+
+def cli_child(threads: int, precision: str) -> dict[str, object]:
+    """Run the CLI's propagate path on the sample clip in this process; return its numbers."""
+    from tracker_core.cli import build_parser, propagator_from_args
+    from tracker_core.prelabel import Seed, prelabel_video
+
+    out = Path(tempfile.mkdtemp(prefix="tp-gui-vs-cli-")) / "masks"
+    argv = ["propagate", str(CLIP), "--init", str(INIT), "--out", str(out)]
+    argv += ["--threads", str(threads), "--precision", precision]
+    args = build_parser().parse_args(argv)
+    propagator = propagator_from_args(args, skip_damaged=args.skip_damaged)
+    marks: list[tuple[int, float]] = []
+
+    def progress(done: int, total: int) -> None:
+        marks.append((done, time.process_time()))
+
+    load0 = os.getloadavg()[0]
+    result = prelabel_video(
+        Path(args.source),
+        Seed("mask", Path(args.init), args.init_frame),
+        propagator,
+        masks_dir=out,
+        progress=progress,
+    )
+    end = time.process_time()
+    (first_done, first_cpu) = marks[0]
+    frames = result.propagated
+    return {
+        "arm": "cli",
+        "frames": frames,
+        "ms_per_frame": round(result.ms_per_frame, 1),
+        "steady_cpu_ms_per_frame": round(1000 * (end - first_cpu) / max(1, frames - first_done), 1),
+        "load_1min_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)],
+    }
+
+
+def run_arm(arm: str, args: argparse.Namespace) -> dict[str, object]:
+    py = sys.executable
+    if arm == "cli":
+        cmd = [py, __file__, "--child-cli", "--threads", str(args.threads)]
+        cmd += ["--precision", args.precision]
+    else:
+        cmd = [py, str(ROOT / "benchmarks" / "gui_responsiveness.py"), "--frames", "39"]
+        cmd += ["--threads", str(args.threads), "--precision", args.precision]
+        cmd += ["--idle-seconds", "0"]
+    env = dict(os.environ)
+    if arm == "gui" and env.get("DISPLAY"):  # under xvfb-run: a real X server, not offscreen
+        env.setdefault("QT_QPA_PLATFORM", "xcb")
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("{")][-1]
+    out = json.loads(line)
+    out["arm"] = arm
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--child-cli", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child_cli:
+        print(json.dumps(cli_child(args.threads, args.precision)))
+        return 0
+    keys = ("ms_per_frame", "steady_cpu_ms_per_frame", "gui_thread_cpu_ms_per_frame")
+    rows: dict[str, list[dict[str, object]]] = {"cli": [], "gui": []}
+    for r in range(args.repeats):
+        for arm in ("cli", "gui") if r % 2 == 0 else ("gui", "cli"):
+            res = run_arm(arm, args)
+            rows[arm].append(res)
+            shown = {k: res[k] for k in (*keys, "frames", "load_1min_start_end") if k in res}
+            print(f"round {r + 1} {arm}: {json.dumps(shown)}", flush=True)
+    for key in keys[:2]:
+        cli = sorted(float(x[key]) for x in rows["cli"])
+        gui = sorted(float(x[key]) for x in rows["gui"])
+        mid_c, mid_g = cli[len(cli) // 2], gui[len(gui) // 2]
+        print(f"median {key}: cli {mid_c:.1f}  gui {mid_g:.1f}  gui/cli {mid_g / mid_c:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
