@@ -32,7 +32,10 @@ from tracker_core.project import FrameState, Project
 from tracker_core.session import ChangeEvent
 from tracker_core.video import DamagedFrame
 
-REFRESH_MS = 40
+REFRESH_MS = 40  # after an edit
+# while a propagation writes frames: the strips and the plot are redrawn at most this often (each
+# redraw takes GUI-thread CPU from the run, issue 12); the run's last frame still lands here
+PROPAGATE_REFRESH_MS = 250
 MIN_KEY_PX = 3  # a keyframe's mark is never narrower than this, however long the video
 STATE_COLORS: dict[FrameState, QColor] = {
     FrameState.EMPTY: QColor(70, 70, 76),
@@ -490,7 +493,10 @@ class Timeline(QWidget):
     def _on_changed(self, event: ChangeEvent) -> None:
         if event.frames or event.objects_changed or event.kind in ("undo", "redo"):
             if not self._refresh_timer.isActive():
-                self._refresh_timer.start()
+                ms = PROPAGATE_REFRESH_MS if event.kind == "propagate" else REFRESH_MS
+                self._refresh_timer.start(ms)
+        elif event.kind == "propagate" and not self._refresh_timer.isActive():
+            self._refresh_timer.start(0)  # the run ended: show its last frames now
 
     def _on_frame(self, index: int) -> None:
         doc = self._doc

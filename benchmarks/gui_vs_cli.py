@@ -1,12 +1,17 @@
 """GUI vs CLI propagation throughput on the same clip, interleaved A/B in one session.
 
     xvfb-run -a .venv/bin/python benchmarks/gui_vs_cli.py --repeats 3 --threads 2 --precision int8
+        [--frames 39] [--omp passive|default|both]
 
 Each round runs, as separate processes one after the other, the CLI arm (``trackpaint
 propagate``'s code path: :func:`tracker_core.cli.propagator_from_args` +
 :func:`tracker_core.prelabel.prelabel_video`, masks written to a temporary folder) and the GUI
 arm (``benchmarks/gui_responsiveness.py``: the real main window, propagation on the worker
-thread, the view following). The order alternates between rounds. Both report the mean compute
+thread, the view following), on the first ``--frames`` + 1 frames of the bear sample. The order
+alternates between rounds. ``--omp`` picks the OpenMP wait policy of the children: ``passive``
+(``OMP_WAIT_POLICY=PASSIVE``, what ``trackpaint`` / ``trackpaint-gui`` set through
+:mod:`tracker_core.launch`), ``default`` (unset: libgomp's spinning) or ``both`` (each round
+runs the two arms under each). Both report the mean compute
 ms/frame (warm-up excluded, as the status bar and the CLI print it) and the process CPU time per
 frame from the first propagated frame to the end (so model loading and warm-up are left out of
 both); the GUI arm also reports its GUI thread's share. The 1-minute load average is printed
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,13 +35,18 @@ CLIP = ROOT / "resources" / "sample" / "bear"
 INIT = ROOT / "resources" / "sample" / "bear_00000.png"
 
 
-def cli_child(threads: int, precision: str) -> dict[str, object]:
-    """Run the CLI's propagate path on the sample clip in this process; return its numbers."""
+def cli_child(threads: int, precision: str, frames: int) -> dict[str, object]:
+    """Run the CLI's propagate path on the first ``frames`` + 1 frames of the sample clip in
+    this process; return its numbers."""
     from tracker_core.cli import build_parser, propagator_from_args
     from tracker_core.prelabel import Seed, prelabel_video
 
-    out = Path(tempfile.mkdtemp(prefix="tp-gui-vs-cli-")) / "masks"
-    argv = ["propagate", str(CLIP), "--init", str(INIT), "--out", str(out)]
+    scratch = Path(tempfile.mkdtemp(prefix="tp-gui-vs-cli-"))
+    clip, out = scratch / "clip", scratch / "masks"
+    clip.mkdir()
+    for src in sorted(p for p in CLIP.iterdir() if p.is_file())[: frames + 1]:
+        shutil.copyfile(src, clip / src.name)
+    argv = ["propagate", str(clip), "--init", str(INIT), "--out", str(out)]
     argv += ["--threads", str(threads), "--precision", precision]
     args = build_parser().parse_args(argv)
     propagator = propagator_from_args(args, skip_damaged=args.skip_damaged)
@@ -54,6 +65,7 @@ def cli_child(threads: int, precision: str) -> dict[str, object]:
     )
     end = time.process_time()
     (first_done, first_cpu) = marks[0]
+    shutil.rmtree(scratch)
     frames = result.propagated
     return {
         "arm": "cli",
@@ -64,22 +76,24 @@ def cli_child(threads: int, precision: str) -> dict[str, object]:
     }
 
 
-def run_arm(arm: str, args: argparse.Namespace) -> dict[str, object]:
+def run_arm(arm: str, omp: str, args: argparse.Namespace) -> dict[str, object]:
     py = sys.executable
+    common = ["--threads", str(args.threads), "--precision", args.precision]
     if arm == "cli":
-        cmd = [py, __file__, "--child-cli", "--threads", str(args.threads)]
-        cmd += ["--precision", args.precision]
+        cmd = [py, __file__, "--child-cli", "--frames", str(args.frames), *common]
     else:
-        cmd = [py, str(ROOT / "benchmarks" / "gui_responsiveness.py"), "--frames", "39"]
-        cmd += ["--threads", str(args.threads), "--precision", args.precision]
-        cmd += ["--idle-seconds", "0"]
+        script = ROOT / "benchmarks" / "gui_responsiveness.py"
+        cmd = [py, str(script), "--frames", str(args.frames), "--idle-seconds", "0", *common]
     env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    if omp == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     if arm == "gui" and env.get("DISPLAY"):  # under xvfb-run: a real X server, not offscreen
         env.setdefault("QT_QPA_PLATFORM", "xcb")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("{")][-1]
     out = json.loads(line)
-    out["arm"] = arm
+    out["arm"] = f"{arm}/{omp}"
     return out
 
 
@@ -88,25 +102,31 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="int8")
+    parser.add_argument("--frames", type=int, default=39, help="frames to propagate (<= 39)")
+    parser.add_argument("--omp", choices=("passive", "default", "both"), default="passive")
     parser.add_argument("--child-cli", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.child_cli:
-        print(json.dumps(cli_child(args.threads, args.precision)))
+        print(json.dumps(cli_child(args.threads, args.precision, args.frames)))
         return 0
     keys = ("ms_per_frame", "steady_cpu_ms_per_frame", "gui_thread_cpu_ms_per_frame")
-    rows: dict[str, list[dict[str, object]]] = {"cli": [], "gui": []}
+    policies = ("passive", "default") if args.omp == "both" else (args.omp,)
+    rows: dict[str, list[dict[str, object]]] = {}
     for r in range(args.repeats):
-        for arm in ("cli", "gui") if r % 2 == 0 else ("gui", "cli"):
-            res = run_arm(arm, args)
-            rows[arm].append(res)
+        order = [(a, o) for o in policies for a in ("cli", "gui")]
+        for arm, omp in order if r % 2 == 0 else order[::-1]:
+            res = run_arm(arm, omp, args)
+            rows.setdefault(f"{arm}/{omp}", []).append(res)
             shown = {k: res[k] for k in (*keys, "frames", "load_1min_start_end") if k in res}
-            print(f"round {r + 1} {arm}: {json.dumps(shown)}", flush=True)
-    for key in keys[:2]:
-        cli = sorted(float(x[key]) for x in rows["cli"])
-        gui = sorted(float(x[key]) for x in rows["gui"])
-        mid_c, mid_g = cli[len(cli) // 2], gui[len(gui) // 2]
-        print(f"median {key}: cli {mid_c:.1f}  gui {mid_g:.1f}  gui/cli {mid_g / mid_c:.2f}")
+            print(f"round {r + 1} {arm}/{omp}: {json.dumps(shown)}", flush=True)
+    for omp in policies:
+        for key in keys[:2]:
+            cli = sorted(float(x[key]) for x in rows[f"cli/{omp}"])
+            gui = sorted(float(x[key]) for x in rows[f"gui/{omp}"])
+            mid_c, mid_g = cli[len(cli) // 2], gui[len(gui) // 2]
+            ratio = mid_g / mid_c
+            print(f"{omp}: median {key}: cli {mid_c:.1f}  gui {mid_g:.1f}  gui/cli {ratio:.2f}")
     return 0
 
 
