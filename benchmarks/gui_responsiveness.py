@@ -126,12 +126,15 @@ def main() -> int:
     timer.setInterval(10)
     timer.timeout.connect(tick)
     idle: list[float] = []
+    idle_cpu = 0.0
     if args.idle_seconds > 0:  # baseline: the same timer with nothing else running
+        idle_t0 = time.thread_time()
         timer.start()
         loop = QEventLoop()  # not app.exec()/quit(): Qt 6's quit() closes the windows
         QTimer.singleShot(round(1000 * args.idle_seconds), loop.quit)
         loop.exec()
         timer.stop()
+        idle_cpu = time.thread_time() - idle_t0
         idle = gaps[1:]
         gaps.clear()
     counts = {"display_decodes": 0, "frame_refreshes": 0, "label_refreshes": 0}
@@ -216,6 +219,8 @@ def main() -> int:
             p99_stall_ms=round(ms[int(0.99 * (len(ms) - 1))], 1) if ms else None,
             frame_size=f"{doc.project.width}x{doc.project.height}",
             idle_max_stall_ms=round(1000 * max(idle), 1) if idle else None,
+            idle_gui_cpu_ms_per_s=round(1000 * idle_cpu / args.idle_seconds, 1) if idle else None,
+            gui_thread_cpu_ms_per_s=round(1000 * gui_cpu / (time.perf_counter() - started), 1),
             worst_ticks_s=[round(sum(gaps[: i + 1]), 2) for i in worst(gaps[1:], 3)],
         )
         if args.screenshot is not None:
