@@ -32,6 +32,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default=None, help="propagation preset (default: settings)")
     parser.add_argument("--screenshot", type=Path, help="save the window as PNG afterwards")
     parser.add_argument("--show-frame", type=int, default=None, help="frame shown in screenshot")
+    parser.add_argument(
+        "--no-stall-timer",
+        action="store_true",
+        help="no 10 ms timer during the run (throughput only: the timer costs GUI-thread CPU)",
+    )
+    parser.add_argument("--no-follow", action="store_true", help="View > Follow off during the run")
     parser.add_argument("--profile", type=Path, help="cProfile the GUI thread into this file")
     parser.add_argument(
         "--idle-seconds",
@@ -159,7 +165,10 @@ def main() -> int:
     load0 = os.getloadavg()
     started = time.perf_counter()
     last[0] = started
-    timer.start()
+    if not args.no_stall_timer:
+        timer.start()
+    if args.no_follow:
+        window.commands["follow"].setChecked(False)
     job = window.propagate("forward")
     assert job is not None
     # stop after --frames frames: Cancel keeps what is done, exactly as the button does
