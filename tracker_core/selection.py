@@ -14,10 +14,16 @@ every setting tried, including the ones that lost):
   the box pixels the background model explains best (``init_drop``), and every pixel pays a
   small cost for being foreground (``fg_bias``: a box around a thin or spread-out object is
   mostly background, which the colour models alone over-segment);
-* a click is a hard seed, its neighbourhood joins that side's colour model, it biases nearby
-  pixels (a Gaussian of the box size) and, after the first cut, pixels far from every click
-  keep their label unless the evidence is strong (``stick``), so a click fixes its region
-  without the rest of the mask drifting.
+* a click is a hard seed that never flips again, its neighbourhood joins that side's colour
+  model and it biases nearby pixels (a Gaussian of the box size). Clicks are **local**
+  (``click_mode="local"``, the default): each new click is applied to the previous result at
+  the working resolution, and only the connected region of the label it lands on (the wrong
+  region it was aimed at, plus whatever that label touches) may change; flipping a pixel
+  there costs ``local_geo`` per ``local_len`` of edge-aware geodesic distance from the click,
+  and the clicked side may also be explained by the colours geodesically near the click
+  (``local_model``), so a click on a part the global colour model misjudges still takes it.
+  The previous ``"global"`` mode re-cuts the whole box with every click (``stick`` keeps
+  pixels far from the clicks), where one click often undid others far away.
 
 Pure numpy / OpenCV / SciPy (max-flow: :func:`scipy.sparse.csgraph.maximum_flow`; PyMaxflow's
 Boykov-Kolmogorov solver was 4-10x faster on these graphs but is GPL). Coordinates are
@@ -34,6 +40,7 @@ import cv2
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+from skimage.graph import MCP_Geometric
 
 from tracker_core.propagate import guided_filter
 
@@ -78,12 +85,25 @@ class SelectionConfig:
     refine_radius: int = 2  # guided-filter radius at full resolution (0 = off)
     fg_bias: float = 0.5  # extra cost (nats) of labelling any pixel foreground (a box drawn
     # around a thin or spread-out object holds more background than the colour models admit)
+    click_mode: str = "local"  # "local": a click can only change the connected region of the
+    # label it lands on, paid for by geodesic distance from it; "global": re-cut the whole box
+    local_geo: float = 0.3  # local clicks: cost (nats) of flipping a pixel per `local_len` of
+    # geodesic distance from the click ...
+    local_len: float = 0.1  # ... as a fraction of the working crop's diagonal
+    local_edge: float = 4.0  # geodesic step cost: 1 + this * (colour gradient / its mean)
+    local_refit: bool = True  # refit the colour models (with the click) before its cut
+    local_model: float = 0.5  # > 0: the clicked side may also be explained by a 2-Gaussian
+    # mixture of the colours geodesically within `local_sample` working px of the click, at
+    # this many nats extra
+    local_sample: float = 16.0
 
     def __post_init__(self) -> None:
         if self.fg_bias < 0:
             raise ValueError("fg_bias >= 0 required")
         if self.work_pixels < 64 or self.components < 1 or self.iterations < 1:
             raise ValueError("work_pixels >= 64, components >= 1 and iterations >= 1 required")
+        if self.click_mode not in ("local", "global"):
+            raise ValueError(f"click_mode must be 'local' or 'global', not {self.click_mode!r}")
         if self.click_iterations < 1 or not 0 <= self.init_drop < 1:
             raise ValueError("click_iterations >= 1 and 0 <= init_drop < 1 required")
 
@@ -458,11 +478,16 @@ class SmartSelector:
         self._fg: Gmm | None = None
         self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
+        self._grad: np.ndarray | None = None  # fine-level colour gradient (geodesic metric)
+        self._applied: list[Click] = []  # local mode: the clicks already in self._mask ...
+        self._box_mask: np.ndarray | None = None  # ... applied to this (box cut or `initial`)
+        self._box_models: tuple[Gmm | None, Gmm | None] = (None, None)  # and its colour models
         self._coarse_mask: np.ndarray | None = None
         if initial is not None:
             sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
             small = cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
             self._mask = (small[self._rows, self._cols] > 0.5) & inside
+            self._box_mask = self._mask
             self._coarse_mask = self._coarse.resample(self._mask) & self._coarse.inside
 
     @staticmethod
@@ -532,6 +557,14 @@ class SmartSelector:
         empty outside the box. The first call cuts from the box (``iterations``); later calls
         start from the last result (``click_iterations``)."""
         cfg = self.cfg
+        if cfg.click_mode == "local" and clicks:
+            if self._mask is None:
+                self.update(())  # the box cut first; the clicks then apply to it one by one
+            return self._to_full(self._local_update(clicks))
+        if cfg.click_mode == "local" and self._box_mask is not None:  # no clicks (any more)
+            self._mask, self._applied = self._box_mask, []
+            self._fg, self._bg = self._box_models
+            return self._to_full(self._mask)
         lvl = self._coarse
         flat, inside = lvl.flat, lvl.inside
         ev = self._evidence(lvl, clicks)
@@ -569,7 +602,83 @@ class SmartSelector:
         hard_fg = (sure_fg & ~ev.hard_bg) | ev.hard_fg
         hard_bg = sure_bg & ~ev.hard_fg | ev.hard_bg
         self._mask = graph_cut(cost_fg, cost_bg, fine.edges, hard_fg, hard_bg)
+        if not clicks:
+            self._box_mask, self._box_models = self._mask, (self._fg, self._bg)
         return self._to_full(self._mask)
+
+    def _local_update(self, clicks: Sequence[Click]) -> np.ndarray:
+        """Local click mode: apply the clicks not yet in the mask one by one (replaying from the
+        box result when the list is not an extension of the applied one)."""
+        n = len(self._applied)
+        if len(clicks) < n or list(clicks[:n]) != self._applied:
+            assert self._box_mask is not None
+            self._mask, self._applied, n = self._box_mask, [], 0
+            self._fg, self._bg = self._box_models
+        assert self._mask is not None
+        for k in range(n, len(clicks)):
+            self._mask = self._local_click(self._mask, clicks[: k + 1])
+            self._applied.append(clicks[k])
+        return self._mask
+
+    def _local_click(self, previous: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
+        """``previous (h, w) bool`` fine mask + the last of ``clicks`` -> the new fine mask. Only
+        the connected region of ``previous``'s label under the click may change; flipping a
+        pixel there costs ``local_geo`` per ``local_len`` of geodesic distance from the click."""
+        cfg, lvl = self.cfg, self._fine
+        h, w = lvl.shape
+        click = clicks[-1]
+        ev = self._evidence(lvl, clicks)
+        cx, cy = lvl.point(*self._to_work(click.x, click.y))
+        seed = disk((h, w), cx, cy, cfg.click_radius * self.outer.scale) & lvl.inside
+        if not seed.any():
+            return previous
+        iy, ix = int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
+        wrong = (previous != click.positive) & lvl.inside
+        if not wrong[iy, ix]:
+            return (previous | seed) if click.positive else (previous & ~seed)
+        _, comp = cv2.connectedComponents(wrong.astype(np.uint8), connectivity=4)
+        region = comp == comp[iy, ix]
+        geo = self._geodesic(region | seed, seed)
+        if cfg.local_refit or self._fg is None or self._bg is None:
+            mask = previous.copy()
+            mask[seed] = click.positive
+            fg_x, fg_w = _with_extra(lvl.flat[(mask & ~ev.hard_bg).ravel()], ev.pos, cfg)
+            bg_x = np.concatenate([lvl.flat[~mask.ravel()], self._ring])
+            bg_x, bg_w = _with_extra(bg_x, ev.neg, cfg)
+            if len(fg_x) >= 8:
+                self._fg = fit_gmm(fg_x, cfg.components, fg_w, self._fg)
+            self._bg = fit_gmm(bg_x, cfg.components, bg_w, self._bg)
+        cost_fg, cost_bg = self._costs(lvl, ev, None)
+        if cfg.local_model > 0:
+            near = (geo < cfg.local_sample).ravel()
+            if near.sum() >= 16:
+                local = fit_gmm(lvl.flat[near], 2)
+                own = -gmm_loglik(local, lvl.flat).reshape(h, w) + cfg.local_model
+                if click.positive:
+                    cost_fg = np.minimum(cost_fg, own + cfg.fg_bias)
+                else:
+                    cost_bg = np.minimum(cost_bg, own)
+        length = cfg.local_len * math.hypot(h, w)
+        flip = np.where(np.isfinite(geo), cfg.local_geo * geo / length, np.inf)
+        if click.positive:
+            cost_fg = cost_fg + np.minimum(flip, 1e3)
+        else:
+            cost_bg = cost_bg + np.minimum(flip, 1e3)
+        free = region & np.isfinite(geo)
+        hard_fg = (previous & ~free) | ev.hard_fg
+        hard_bg = (~previous & ~free) | ev.hard_bg
+        hard_fg |= seed if click.positive else False
+        hard_bg |= seed if not click.positive else False
+        return graph_cut(cost_fg, cost_bg, lvl.edges, hard_fg & ~hard_bg, hard_bg)
+
+    def _geodesic(self, region: np.ndarray, seed: np.ndarray) -> np.ndarray:
+        """``(h, w)`` geodesic distance (working px) from ``seed`` inside ``region`` (inf
+        elsewhere); the step cost grows with the colour gradient (``local_edge``)."""
+        if self._grad is None:
+            self._grad = _gradient(self._fine.z)
+        cost = np.where(region, 1.0 + self.cfg.local_edge * self._grad, np.inf)
+        dist, _ = MCP_Geometric(cost).find_costs(list(zip(*np.nonzero(seed))))
+        return dist
 
     def _to_full(self, mask: np.ndarray) -> np.ndarray:
         """Working-resolution mask -> ``(H, W) bool``, upsampled and snapped to image edges."""
@@ -588,6 +697,16 @@ class SmartSelector:
         inside = np.zeros_like(out)
         inside[y0:y1, x0:x1] = True
         return out & inside
+
+
+def _gradient(z: np.ndarray) -> np.ndarray:
+    """``(h, w, D)`` -> ``(h, w)`` central-difference gradient magnitude over its mean."""
+    gy = np.zeros(z.shape[:2], np.float32)
+    gx = np.zeros(z.shape[:2], np.float32)
+    gy[1:-1] = np.linalg.norm(z[2:] - z[:-2], axis=-1) / 2
+    gx[:, 1:-1] = np.linalg.norm(z[:, 2:] - z[:, :-2], axis=-1) / 2
+    g = np.hypot(gx, gy)
+    return g / max(float(g.mean()), 1e-6)
 
 
 def _with_extra(

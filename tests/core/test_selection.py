@@ -135,3 +135,70 @@ def test_foreground_bias_gives_ambiguous_pixels_to_the_background() -> None:
     assert SelectionConfig().fg_bias > 0  # on by default (benchmarks/RESULTS.md)
     with pytest.raises(ValueError, match="fg_bias"):
         SelectionConfig(fg_bias=-1.0)
+
+
+def two_disks_image() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two red disks (radius 8 at (20, 24) and (46, 24)) on a noisy green background.
+    Returns ``(image (H, W, 3) uint8, left disk, right disk)`` (masks ``(H, W) bool``)."""
+    rng = np.random.default_rng(1)
+    h, w = 48, 68
+    image = np.empty((h, w, 3), np.float32)
+    image[:] = (60, 150, 70)
+    ys, xs = np.mgrid[:h, :w]
+    left = (xs - 20) ** 2 + (ys - 24) ** 2 <= 8**2
+    right = (xs - 46) ** 2 + (ys - 24) ** 2 <= 8**2
+    image[left | right] = (200, 40, 40)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), left, right
+
+
+def test_a_local_click_changes_only_the_region_it_lands_in() -> None:
+    # Both disks are the same colour: a negative click on one must not take the other away.
+    # The local mode guarantees it (the other disk is another component of the mask; only the
+    # upsampling to image resolution may move pixels next to the clicked one).
+    image, left, right = two_disks_image()
+    selector = SmartSelector(image, (8, 12, 60, 37))
+    first = selector.update()
+    assert iou(first, left | right) > 0.9
+    after = selector.update([Click(20, 24, positive=False)])
+    assert after[left].mean() < 0.1  # the clicked disk is removed ...
+    near = cv2.dilate(left.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert np.array_equal(after & ~near, first & ~near)  # ... and nothing else changed
+    assert after[right].mean() > 0.95
+
+
+def test_local_clicks_are_hard_seeds_and_replay_from_the_box_result() -> None:
+    image, _ = disk_image()
+    box = (22, 12, 59, 49)
+    clicks = [Click(40, 30, positive=False), Click(46, 30, positive=True)]
+    selector = SmartSelector(image, box)
+    first = selector.update()
+    both = selector.update(clicks)
+    assert not both[30, 40] and both[30, 46]  # the first click's seed did not flip back
+    # A list that is not an extension of the applied one replays from the box result, with
+    # the box step's colour models: the same masks as a fresh selector.
+    fresh = SmartSelector(image, box)
+    fresh.update()
+    assert np.array_equal(selector.update(clicks[:1]), fresh.update(clicks[:1]))
+    assert np.array_equal(selector.update(), first)
+    assert np.array_equal(selector.update(clicks), both)
+
+
+def test_click_mode_is_checked_and_the_global_mode_still_works() -> None:
+    with pytest.raises(ValueError, match="click_mode"):
+        SelectionConfig(click_mode="nearby")
+    assert SelectionConfig().click_mode == "local"  # benchmarks/RESULTS.md, round 3
+    image, disk = disk_image()
+    selector = SmartSelector(image, (22, 12, 59, 49), SelectionConfig(click_mode="global"))
+    assert iou(selector.update(), disk) > 0.9
+    assert not selector.update([Click(40, 30, positive=False)])[30, 40]
+
+
+def test_clicks_before_the_first_cut_are_applied_after_the_box_cut() -> None:
+    image, _ = disk_image()
+    box = (22, 12, 59, 49)
+    clicks = [Click(40, 30, positive=False)]
+    direct = SmartSelector(image, box).update(clicks)
+    stepwise = SmartSelector(image, box)
+    stepwise.update()
+    assert np.array_equal(direct, stepwise.update(clicks))
