@@ -210,7 +210,10 @@ def run_eval(args: argparse.Namespace) -> int:
     root = Path(args.davis_root)
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
     print(f"encoder {propagator.encoder.name} | preset {propagator.name} | {propagator.config}")
-    result = evaluate_davis(root, propagator, seqs, args.corrections, print, args.pick)
+    until = args.until
+    if until is not None and not 0 < until <= 1:
+        raise TrackpaintError(f"--until {until}: must be a J in (0, 1]")
+    result = evaluate_davis(root, propagator, seqs, args.corrections, print, args.pick, until)
     print(
         f"{'mean':20s} J {100 * result.j:5.1f}  F {100 * result.f:5.1f}  "
         f"J&F {100 * result.jf:5.1f}  {result.ms_per_frame:6.1f} ms/frame"
@@ -218,6 +221,14 @@ def run_eval(args: argparse.Namespace) -> int:
     for r, jf in enumerate(result.rounds):
         label = "initial" if r == 0 else f"after {r} correction{'s' if r > 1 else ''}"
         print(f"J&F {label}: {100 * jf:.1f}")
+    if result.effort:
+        per100 = result.corrections_per_100
+        worst = int(np.argmax(per100))
+        print(
+            f"corrections until every frame has J >= {until} (pick {args.pick}): "
+            f"{np.mean(per100):.1f} per 100 frames (mean), worst {per100[worst]:.1f} "
+            f"({result.sequences[worst].name})"
+        )
     return 0
 
 
@@ -380,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("oracle", "confidence"),
         default="oracle",
         help="which frame the simulated annotator corrects: worst J, or least confident",
+    )
+    p.add_argument(
+        "--until",
+        type=float,
+        default=None,
+        help="annotation effort: correct frames (by --pick; at most --corrections, 0 = no "
+        "limit) until every frame has this J, and report corrections per 100 frames",
     )
     add_protocol_args(p)
     p.set_defaults(func=run_eval)

@@ -157,6 +157,13 @@ class EvalResult:
 
     sequences: tuple[SequenceScore, ...]
     rounds: tuple[float, ...] = field(default_factory=tuple)
+    # with ``until``: per sequence, (corrected frames, frames) to bring every frame to that J
+    effort: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+    @property
+    def corrections_per_100(self) -> tuple[float, ...]:
+        """Per sequence: corrected frames per 100 frames (empty without ``until``)."""
+        return tuple(100.0 * c / n for c, n in self.effort)
 
     @property
     def j(self) -> float:
@@ -227,12 +234,20 @@ def load_ground_truth(root: Path, name: str) -> list[np.ndarray]:
     return [load_mask(p) for p in files]
 
 
+def frame_jaccard(pred: np.ndarray, gt: np.ndarray, ids: Sequence[int]) -> float:
+    """Mean J over the objects ``ids`` of one frame's (H, W) id masks (1.0 without objects)."""
+    if not len(ids):
+        return 1.0
+    return float(np.mean([jaccard(pred == obj, gt == obj) for obj in ids]))
+
+
 def propagate_with_corrections(
     frames: Callable[[int], np.ndarray],
     gts: Sequence[np.ndarray],
     propagator: Propagator,
     corrections: int = 0,
     pick: str = "oracle",
+    until: float | None = None,
 ) -> Iterator[tuple[list[np.ndarray], float, set[int]]]:
     """Propagate from frame 0's ground truth; then repeatedly replace one frame with ground truth
     and resume forward from it up to the next corrected frame (frames already encoded come from
@@ -240,11 +255,15 @@ def propagate_with_corrections(
 
     ``pick="oracle"`` corrects the worst-J frame (an annotator who inspects every frame);
     ``pick="confidence"`` corrects the least-confident frame, using only what the tool shows
-    (its "next uncertain frame"). Yields (predicted masks, ms per propagated frame, keyframes)
-    after the first run and after each correction round.
+    (its "next uncertain frame"). With ``until`` (a J), only frames whose J (mean over the
+    objects) is below it are corrected -- the annotator, shown the tool's least-confident
+    frames in turn, passes over the ones that are already good -- and the rounds end when every
+    frame reaches it (or after ``corrections`` rounds). Yields (predicted masks, ms per
+    propagated frame, keyframes) after the first run and after each correction round.
     """
     if pick not in ("oracle", "confidence"):
         raise ValueError(f"pick must be 'oracle' or 'confidence', got {pick!r}")
+    ids = sorted({int(v) for g in gts for v in np.unique(g) if v != 0})
     n = len(gts)
     preds: list[np.ndarray] = [gts[0].copy()] + [np.zeros_like(gts[0]) for _ in range(n - 1)]
     confidence = np.ones(n)
@@ -267,6 +286,8 @@ def propagate_with_corrections(
     yield list(preds), 1000 * seconds / max(count, 1), set(keyframes)
     for _ in range(corrections):
         candidates = [t for t in range(n) if t not in keyframes]
+        if until is not None:
+            candidates = [t for t in candidates if frame_jaccard(preds[t], gts[t], ids) < until]
         if not candidates:
             break
         if pick == "oracle":
@@ -287,17 +308,22 @@ def evaluate_davis(
     corrections: int = 0,
     report: Callable[[str], None] | None = None,
     pick: str = "oracle",
+    until: float | None = None,
 ) -> EvalResult:
     """Propagate every sequence from its frame-0 ground truth and score it.
 
     With ``corrections`` > 0, J&F (mean over sequences) is also recorded after each round.
-    ``propagator`` defaults to the default preset with the bundled model.
+    With ``until`` (a J, e.g. 0.85), frames are corrected (picked by ``pick``, at most
+    ``corrections`` of them, or every frame when ``corrections`` is 0) until every frame of a
+    sequence has at least that J; ``EvalResult.effort`` counts them. ``propagator`` defaults
+    to the default preset with the bundled model.
     """
     check_davis_root(root)
     prop = propagator if propagator is not None else load_propagator()
     names = list(sequences) if sequences else list_sequences(root)
     final: list[SequenceScore] = []
     per_round: list[list[float]] = []
+    effort: list[tuple[int, int]] = []
     for name in names:
         gts = load_ground_truth(root, name)
         with VideoSource.open(root.joinpath(*FRAMES_DIR, name)) as video:
@@ -307,8 +333,11 @@ def evaluate_davis(
                     root.joinpath(*ANNOTATIONS_DIR, name),
                 )
             t0 = time.perf_counter()
-            rounds = list(propagate_with_corrections(video.frame, gts, prop, corrections, pick))
+            cap = corrections if until is None or corrections > 0 else len(gts)
+            rounds = list(propagate_with_corrections(video.frame, gts, prop, cap, pick, until))
             wall = time.perf_counter() - t0
+        if until is not None:
+            effort.append((len(rounds[-1][2]) - 1, len(gts)))
         scores = [score_sequence(name, preds, gts, ms) for preds, ms, _ in rounds]
         for r, sc in enumerate(scores):
             if len(per_round) <= r:
@@ -317,10 +346,16 @@ def evaluate_davis(
         last = scores[-1]
         final.append(last)
         if report:
+            extra = ""
+            if until is not None:
+                c, n = effort[-1]
+                extra = f"  {c} corrections / {n} frames ({100 * c / n:.1f} per 100)"
             report(
                 f"{name:20s} J {100 * last.j:5.1f}  F {100 * last.f:5.1f}  J&F {100 * last.jf:5.1f}"
-                f"  {last.ms_per_frame:6.1f} ms/frame  ({wall:.1f} s)"
+                f"  {last.ms_per_frame:6.1f} ms/frame  ({wall:.1f} s){extra}"
             )
+    if until is not None:  # rounds differ in number per sequence: the mean is not comparable
+        return EvalResult(tuple(final), (), tuple(effort))
     rounds_mean = tuple(float(np.mean(r)) for r in per_round if len(r) == len(names))
     return EvalResult(tuple(final), rounds_mean)
 
