@@ -72,6 +72,9 @@ SETTINGS: dict[str, tuple[dict[str, Any], bool]] = {
     "peak1+mask-w1-sigma1": (_s(W1, keypoint_sigma=1.0), True),
     "peak1+mask-w1-k20": (_s(W1, topk=20), True),
     "peak1+mask-w1-recent7 (accurate)": (_s(W1, n_recent=7), True),
+    "peak1-kp7": (_s(PEAK, keypoint_n_recent=7), False),
+    "peak1+mask-w1-kp7": (_s(W1, keypoint_n_recent=7), True),
+    "peak1+mask-w1-kp12": (_s(W1, keypoint_n_recent=12), True),
 }
 
 

@@ -58,6 +58,10 @@ class PropagationConfig:
     # feedback (0 = off; the owner is the mask holding most of its points in the start frame;
     # without one nothing changes). BADJA dev PCK@0.1 36.4 vs 35.5 without.
     keypoint_mask_weight: float = 1.0
+    # Recent frames in the keypoints' memory (0 = n_recent). When larger than n_recent, joints
+    # are copied in a pass of their own over this longer memory (same keys; only the tiles
+    # near joints are scored), so masks keep their cost.
+    keypoint_n_recent: int = 0
     refine_radius: int = 4  # guided-filter radius in pixels for mask boundaries (0 = off)
     # Pass over damaged frames (frames() raising FrameDamaged): no result, not in memory.
     skip_damaged: bool = False
@@ -75,6 +79,8 @@ class PropagationConfig:
             raise ValueError("keypoint_feedback must be 'sharp' or 'soft'")
         if not 0.0 <= self.keypoint_mask_weight <= 1.0:
             raise ValueError("keypoint_mask_weight must be in [0, 1]")
+        if self.keypoint_n_recent < 0:
+            raise ValueError("keypoint_n_recent must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -419,6 +425,17 @@ def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile:
     return Reference(keys, _bands(labels, tile, radius), lo, hi, radius, tile)
 
 
+def relabel(ref: Reference, labels: torch.Tensor) -> Reference:
+    """The same reference frame (its keys shared, not copied) with other labels (K', h, w);
+    the label part of :func:`make_reference`."""
+    tile, radius = ref.tile, ref.radius
+    inside = _tiles(torch.ones(1, *labels.shape[1:]), tile, radius) > 0  # (nT, 1, W)
+    vals = _tiles(labels, tile, radius)  # (nT, K, W)
+    hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
+    lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
+    return Reference(ref.keys, _bands(labels, tile, radius), lo, hi, radius, tile)
+
+
 def _copy_run(
     q: torch.Tensor,
     refs: Sequence[Reference],
@@ -751,15 +768,26 @@ def propagate(
     def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
         return make_reference(feats, labels, radius, tile)
 
-    long_term = [
-        reference(encoded[k], labels_of(k), cfg.keyframe_radius) for k in keyframes if k in encoded
-    ]
+    m = layout.num_mask_channels
+    # joints in a pass of their own over a longer memory (keys shared with the masks' pass)
+    split = bool(layout.keypoints) and cfg.keypoint_n_recent > cfg.n_recent
+    main_channels = m if split else layout.num_channels
+    long_term, long_kp = [], []
+    for k in keyframes:
+        if k in encoded:
+            full = labels_of(k)
+            long_term.append(reference(encoded[k], full[:main_channels], cfg.keyframe_radius))
+            if split:
+                long_kp.append(relabel(long_term[-1], full[m:]))
     del encoded
     recent: deque[Reference] = deque(maxlen=cfg.n_recent)
+    recent_kp: deque[Reference] = deque(maxlen=cfg.keypoint_n_recent if split else 1)
     start_labels = labels_of(start)
     owners = keypoint_owners(references[start], layout) if cfg.keypoint_mask_weight > 0 else {}
     start_area = start_labels[1 : layout.num_mask_channels].flatten(1).sum(dim=1)
-    recent.append(reference(first_feats, start_labels, cfg.radius))
+    recent.append(reference(first_feats, start_labels[:main_channels], cfg.radius))
+    if split:
+        recent_kp.append(relabel(recent[-1], start_labels[m:]))
     for idx in range(start + step, stop, step):
         frame = decoded(idx)
         if frame is None:
@@ -769,6 +797,9 @@ def propagate(
         t0 = time.perf_counter()
         feats = encode(idx, idx, frame)
         soft = local_affinity_copy(feats, [*long_term, *recent], cfg.topk, cfg.temperature)
+        if split:
+            joints = local_affinity_copy(feats, [*long_kp, *recent_kp], cfg.topk, cfg.temperature)
+            soft = torch.cat([soft, joints])
         if owners:
             soft = weight_keypoints_by_mask(soft, layout, owners, cfg.keypoint_mask_weight)
         labels = decode_labels(
@@ -787,12 +818,13 @@ def propagate(
         # errors: 52.4 vs 62.9 dev J&F); visible keypoints are re-rendered sharp at their decoded
         # position (against blur drift), weak ones keep their soft heat so they can recover.
         feedback = soft.clone()
-        m = layout.num_mask_channels
         if layout.keypoints and cfg.keypoint_feedback == "sharp":
             sharp = encode_keypoints(labels, layout, s, tuple(soft.shape[1:]), sigma)
             seen = sharp.flatten(1).amax(dim=1) > 0
             feedback[m:][seen] = sharp[seen]
-        recent.append(reference(feats, feedback, cfg.radius))
+        recent.append(reference(feats, feedback[:main_channels], cfg.radius))
+        if split:
+            recent_kp.append(relabel(recent[-1], feedback[m:]))
         scores = object_confidences(soft[: layout.num_mask_channels], start_area).tolist()
         per_object = {
             **dict(zip(layout.mask_ids, scores)),

@@ -157,3 +157,22 @@ def test_load_badja_keeps_the_20_annotated_joint_slots(tmp_path):
     (b,) = load_badja(path, (540, 960))
     assert len(BADJA_JOINTS) == 20 and b.frame == 7 and b.visible.all()
     assert np.allclose(b.joints[3], [20 * 3 / 2, (1080 - 30) / 2])  # (x, y) at half scale
+
+
+def test_a_longer_keypoint_memory_gives_the_joints_of_that_memory_and_keeps_masks():
+    frames, masks = make_moving_square_frames(n=7, h=64, w=96)
+    ys, xs = np.nonzero(masks[0])
+    pts = np.array([[xs.mean(), ys.mean(), 1.0], [xs.min() + 2.0, ys.min() + 2.0, 1.0]])
+    refs = {0: FrameLabels(masks[0], {4: pts.astype(np.float32)})}
+    base = dict(radius=3, keyframe_radius=3, keypoint_mask_weight=0.0)
+
+    def run(**kw):
+        cfg = PropagationConfig(**base, **kw)
+        return list(propagate(frames.__getitem__, 0, 7, refs, {4: 2}, LabEncoder(4), cfg))
+
+    split = run(n_recent=1, keypoint_n_recent=3)
+    long = run(n_recent=3)
+    short = run(n_recent=1)
+    for a, b, c in zip(split, long, short):
+        assert np.allclose(a.labels.keypoints[4], b.labels.keypoints[4], atol=1e-3)
+        assert np.array_equal(a.labels.mask, c.labels.mask)  # masks keep their memory
