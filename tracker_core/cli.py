@@ -39,6 +39,8 @@ EXIT_ERROR = 2
 
 
 PROTOCOL_OPTIONS = ("radius", "keyframe_radius", "topk", "temperature", "n_recent", "refine_radius")
+# given only by the commands that have them (eval-keypoints)
+KEYPOINT_OPTIONS = ("keypoint_decode", "keypoint_window", "keypoint_sigma", "keypoint_mask_weight")
 
 
 def add_protocol_args(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +78,8 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
 
 def _given_protocol(args: argparse.Namespace) -> dict[str, Any]:
     """The protocol options given on the command line: field name -> value."""
-    return {k: getattr(args, k) for k in PROTOCOL_OPTIONS if getattr(args, k) is not None}
+    names = (*PROTOCOL_OPTIONS, *KEYPOINT_OPTIONS)
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def protocol_from_args(args: argparse.Namespace) -> PropagationConfig:
@@ -207,7 +210,10 @@ def run_eval(args: argparse.Namespace) -> int:
     root = Path(args.davis_root)
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
     print(f"encoder {propagator.encoder.name} | preset {propagator.name} | {propagator.config}")
-    result = evaluate_davis(root, propagator, seqs, args.corrections, print, args.pick)
+    until = args.until
+    if until is not None and not 0 < until <= 1:
+        raise TrackpaintError(f"--until {until}: must be a J in (0, 1]")
+    result = evaluate_davis(root, propagator, seqs, args.corrections, print, args.pick, until)
     print(
         f"{'mean':20s} J {100 * result.j:5.1f}  F {100 * result.f:5.1f}  "
         f"J&F {100 * result.jf:5.1f}  {result.ms_per_frame:6.1f} ms/frame"
@@ -215,31 +221,78 @@ def run_eval(args: argparse.Namespace) -> int:
     for r, jf in enumerate(result.rounds):
         label = "initial" if r == 0 else f"after {r} correction{'s' if r > 1 else ''}"
         print(f"J&F {label}: {100 * jf:.1f}")
+    if result.effort:
+        per100 = result.corrections_per_100
+        worst = int(np.argmax(per100))
+        print(
+            f"corrections until every frame has J >= {until} (pick {args.pick}): "
+            f"{np.mean(per100):.1f} per 100 frames (mean), worst {per100[worst]:.1f} "
+            f"({result.sequences[worst].name})"
+        )
     return 0
 
 
 def run_eval_keypoints(args: argparse.Namespace) -> int:
-    """PCK@0.1 / @0.2 on BADJA-format JSON files, frames from a DAVIS root."""
+    """PCK@0.1 / @0.2 on BADJA-format JSON files, frames (and masks) from a DAVIS root."""
     from tracker_core.evaluate import (
+        ANNOTATIONS_DIR,
         FRAMES_DIR,
         evaluate_keypoints,
         expand_badja_paths,
         load_badja,
     )
+    from tracker_core.masks import load_mask
 
     propagator = propagator_from_args(args)
     expanded = expand_badja_paths([Path(p) for p in args.badja])
+    root = Path(args.davis_root)
+    print(f"encoder {propagator.encoder.name} | preset {propagator.name} | {propagator.config}")
+    print("PCK: joints within alpha x 0.6 x visible-joint box diagonal (JHMDB); [alpha x")
+    print("sqrt(ground-truth mask area) (BADJA), where the DAVIS root has the masks]")
     per_seq = []
+    pooled = {(a, r): [0, 0] for a in (0.1, 0.2) for r in ("box", "area")}
     for path in expanded:
         name = path.stem
-        with VideoSource.open(Path(args.davis_root).joinpath(*FRAMES_DIR, name)) as video:
+        ann = root.joinpath(*ANNOTATIONS_DIR, name)
+
+        def gt_mask(frame: int, ann: Path = ann) -> np.ndarray | None:
+            file = ann / f"{frame:05d}.png"
+            return load_mask(file) if file.is_file() else None
+
+        with VideoSource.open(root.joinpath(*FRAMES_DIR, name)) as video:
             labelled = load_badja(path, (video.height, video.width))
-            counts = evaluate_keypoints(video, labelled, propagator)
-        scores = {a: c / max(t, 1) for a, (c, t) in counts.items()}
+            start = None if args.no_mask else gt_mask(labelled[0].frame)
+            res = evaluate_keypoints(
+                video, labelled, propagator, start_mask=start, gt_masks=gt_mask
+            )
+        scores = {(a, r): res.pck(a, r) for a in (0.1, 0.2) for r in ("box", "area")}
+        for key, tally in pooled.items():
+            c, t = res.counts(*key)
+            tally[0], tally[1] = tally[0] + c, tally[1] + t
+        has_area = res.counts(0.1, "area")[1] > 0
         per_seq.append(scores)
-        print(f"{name:20s} PCK@0.1 {100 * scores[0.1]:5.1f}  PCK@0.2 {100 * scores[0.2]:5.1f}")
-    mean = {a: float(np.mean([s[a] for s in per_seq])) for a in (0.1, 0.2)}
-    print(f"{'mean':20s} PCK@0.1 {100 * mean[0.1]:5.1f}  PCK@0.2 {100 * mean[0.2]:5.1f}")
+        area = (
+            f"  [{100 * scores[0.1, 'area']:5.1f} / {100 * scores[0.2, 'area']:5.1f}]"
+            if has_area
+            else ""
+        )
+        with_mask = "with its start mask" if start is not None else "keypoints only"
+        print(
+            f"{name:20s} PCK@0.1 {100 * scores[0.1, 'box']:5.1f}  "
+            f"PCK@0.2 {100 * scores[0.2, 'box']:5.1f}{area}  "
+            f"({res.counts(0.1)[1]} joints, {with_mask})"
+        )
+    mean = {k: float(np.mean([s[k] for s in per_seq])) for k in per_seq[0]}
+    print(
+        f"{'mean':20s} PCK@0.1 {100 * mean[0.1, 'box']:5.1f}  PCK@0.2 {100 * mean[0.2, 'box']:5.1f}"
+        f"  [{100 * mean[0.1, 'area']:5.1f} / {100 * mean[0.2, 'area']:5.1f}]"
+    )
+    pool = {k: c / max(t, 1) for k, (c, t) in pooled.items()}
+    print(
+        f"{'all joints pooled':20s} PCK@0.1 {100 * pool[0.1, 'box']:5.1f}  "
+        f"PCK@0.2 {100 * pool[0.2, 'box']:5.1f}"
+        f"  [{100 * pool[0.1, 'area']:5.1f} / {100 * pool[0.2, 'area']:5.1f}]"
+    )
     return 0
 
 
@@ -339,12 +392,35 @@ def build_parser() -> argparse.ArgumentParser:
         default="oracle",
         help="which frame the simulated annotator corrects: worst J, or least confident",
     )
+    p.add_argument(
+        "--until",
+        type=float,
+        default=None,
+        help="annotation effort: correct frames (by --pick; at most --corrections, 0 = no "
+        "limit) until every frame has this J, and report corrections per 100 frames",
+    )
     add_protocol_args(p)
     p.set_defaults(func=run_eval)
 
+    d = PRESETS[DEFAULT_PRESET]
     p = sub.add_parser("eval-keypoints", help="PCK on BADJA-format keypoint JSON")
     p.add_argument("badja", nargs="+", help="BADJA json files or folders (name = sequence)")
     p.add_argument("--davis-root", required=True, help="DAVIS root holding the frames")
+    p.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="propagate the joints alone (default: the DAVIS mask of the first labelled frame, "
+        "where there is one, is propagated alongside as the joints' object)",
+    )
+    g = p.add_argument_group("keypoint decoding")
+    g.add_argument("--keypoint-decode", choices=("top3", "peak"), help=f"({d.keypoint_decode})")
+    g.add_argument("--keypoint-window", type=int, help=f"peak window, cells ({d.keypoint_window})")
+    g.add_argument(
+        "--keypoint-sigma", type=float, help=f"heatmap sigma, cells ({d.keypoint_sigma})"
+    )
+    g.add_argument(
+        "--keypoint-mask-weight", type=float, help=f"0 = ignore the mask ({d.keypoint_mask_weight})"
+    )
     add_protocol_args(p)
     p.set_defaults(func=run_eval_keypoints)
 

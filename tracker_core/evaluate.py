@@ -21,6 +21,7 @@ from skimage.morphology import disk
 from tracker_core.errors import DatasetError
 from tracker_core.labels import FrameLabels
 from tracker_core.masks import load_mask
+from tracker_core.propagate import FeatureCache
 from tracker_core.propagator import Propagator, load_propagator
 from tracker_core.video import VideoSource
 
@@ -120,18 +121,28 @@ def score_sequence(
     return SequenceScore(name, j, f, frame_j, ms_per_frame)
 
 
-def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float) -> tuple[int, int]:
-    """Correct and total counts of visible joints within ``alpha * 0.6 * diag`` of ground truth.
+def pck(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    alpha: float,
+    size: float | None = None,
+) -> tuple[int, int]:
+    """Correct and total counts of visible ground-truth joints within ``alpha * size`` pixels.
 
-    pred, gt: (P, 2) xy pixels; visible: (P,) bool. The diagonal is that of the box around the
-    visible ground-truth joints. A missing prediction (NaN) counts as wrong.
+    pred, gt: (P, 2) xy pixels; visible: (P,) bool (ground-truth visibility: joints not visible
+    in the ground truth are not counted, whatever is predicted for them). ``size`` defaults to
+    ``0.6 *`` the diagonal of the box around the visible ground-truth joints (the JHMDB
+    convention of CRW / UVC); pass ``sqrt(mask area)`` for BADJA's own. A missing prediction
+    (NaN) counts as wrong.
     """
     vis = visible.astype(bool)
     if vis.sum() == 0:
         return 0, 0
     pts = gt[vis]
-    diag = float(np.hypot(*(pts.max(axis=0) - pts.min(axis=0))))
-    thr = alpha * 0.6 * diag
+    if size is None:
+        size = 0.6 * float(np.hypot(*(pts.max(axis=0) - pts.min(axis=0))))
+    thr = alpha * size
     d = np.linalg.norm(pred[vis] - pts, axis=1)
     correct = int(np.nansum(np.where(np.isnan(d), 0, d <= thr)))
     return correct, int(vis.sum())
@@ -146,6 +157,13 @@ class EvalResult:
 
     sequences: tuple[SequenceScore, ...]
     rounds: tuple[float, ...] = field(default_factory=tuple)
+    # with ``until``: per sequence, (corrected frames, frames) to bring every frame to that J
+    effort: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+    @property
+    def corrections_per_100(self) -> tuple[float, ...]:
+        """Per sequence: corrected frames per 100 frames (empty without ``until``)."""
+        return tuple(100.0 * c / n for c, n in self.effort)
 
     @property
     def j(self) -> float:
@@ -216,12 +234,20 @@ def load_ground_truth(root: Path, name: str) -> list[np.ndarray]:
     return [load_mask(p) for p in files]
 
 
+def frame_jaccard(pred: np.ndarray, gt: np.ndarray, ids: Sequence[int]) -> float:
+    """Mean J over the objects ``ids`` of one frame's (H, W) id masks (1.0 without objects)."""
+    if not len(ids):
+        return 1.0
+    return float(np.mean([jaccard(pred == obj, gt == obj) for obj in ids]))
+
+
 def propagate_with_corrections(
     frames: Callable[[int], np.ndarray],
     gts: Sequence[np.ndarray],
     propagator: Propagator,
     corrections: int = 0,
     pick: str = "oracle",
+    until: float | None = None,
 ) -> Iterator[tuple[list[np.ndarray], float, set[int]]]:
     """Propagate from frame 0's ground truth; then repeatedly replace one frame with ground truth
     and resume forward from it up to the next corrected frame (frames already encoded come from
@@ -229,11 +255,15 @@ def propagate_with_corrections(
 
     ``pick="oracle"`` corrects the worst-J frame (an annotator who inspects every frame);
     ``pick="confidence"`` corrects the least-confident frame, using only what the tool shows
-    (its "next uncertain frame"). Yields (predicted masks, ms per propagated frame, keyframes)
-    after the first run and after each correction round.
+    (its "next uncertain frame"). With ``until`` (a J), only frames whose J (mean over the
+    objects) is below it are corrected -- the annotator, shown the tool's least-confident
+    frames in turn, passes over the ones that are already good -- and the rounds end when every
+    frame reaches it (or after ``corrections`` rounds). Yields (predicted masks, ms per
+    propagated frame, keyframes) after the first run and after each correction round.
     """
     if pick not in ("oracle", "confidence"):
         raise ValueError(f"pick must be 'oracle' or 'confidence', got {pick!r}")
+    ids = sorted({int(v) for g in gts for v in np.unique(g) if v != 0})
     n = len(gts)
     preds: list[np.ndarray] = [gts[0].copy()] + [np.zeros_like(gts[0]) for _ in range(n - 1)]
     confidence = np.ones(n)
@@ -256,6 +286,8 @@ def propagate_with_corrections(
     yield list(preds), 1000 * seconds / max(count, 1), set(keyframes)
     for _ in range(corrections):
         candidates = [t for t in range(n) if t not in keyframes]
+        if until is not None:
+            candidates = [t for t in candidates if frame_jaccard(preds[t], gts[t], ids) < until]
         if not candidates:
             break
         if pick == "oracle":
@@ -276,17 +308,22 @@ def evaluate_davis(
     corrections: int = 0,
     report: Callable[[str], None] | None = None,
     pick: str = "oracle",
+    until: float | None = None,
 ) -> EvalResult:
     """Propagate every sequence from its frame-0 ground truth and score it.
 
     With ``corrections`` > 0, J&F (mean over sequences) is also recorded after each round.
-    ``propagator`` defaults to the default preset with the bundled model.
+    With ``until`` (a J, e.g. 0.85), frames are corrected (picked by ``pick``, at most
+    ``corrections`` of them, or every frame when ``corrections`` is 0) until every frame of a
+    sequence has at least that J; ``EvalResult.effort`` counts them. ``propagator`` defaults
+    to the default preset with the bundled model.
     """
     check_davis_root(root)
     prop = propagator if propagator is not None else load_propagator()
     names = list(sequences) if sequences else list_sequences(root)
     final: list[SequenceScore] = []
     per_round: list[list[float]] = []
+    effort: list[tuple[int, int]] = []
     for name in names:
         gts = load_ground_truth(root, name)
         with VideoSource.open(root.joinpath(*FRAMES_DIR, name)) as video:
@@ -296,8 +333,11 @@ def evaluate_davis(
                     root.joinpath(*ANNOTATIONS_DIR, name),
                 )
             t0 = time.perf_counter()
-            rounds = list(propagate_with_corrections(video.frame, gts, prop, corrections, pick))
+            cap = corrections if until is None or corrections > 0 else len(gts)
+            rounds = list(propagate_with_corrections(video.frame, gts, prop, cap, pick, until))
             wall = time.perf_counter() - t0
+        if until is not None:
+            effort.append((len(rounds[-1][2]) - 1, len(gts)))
         scores = [score_sequence(name, preds, gts, ms) for preds, ms, _ in rounds]
         for r, sc in enumerate(scores):
             if len(per_round) <= r:
@@ -306,17 +346,26 @@ def evaluate_davis(
         last = scores[-1]
         final.append(last)
         if report:
+            extra = ""
+            if until is not None:
+                c, n = effort[-1]
+                extra = f"  {c} corrections / {n} frames ({100 * c / n:.1f} per 100)"
             report(
                 f"{name:20s} J {100 * last.j:5.1f}  F {100 * last.f:5.1f}  J&F {100 * last.jf:5.1f}"
-                f"  {last.ms_per_frame:6.1f} ms/frame  ({wall:.1f} s)"
+                f"  {last.ms_per_frame:6.1f} ms/frame  ({wall:.1f} s){extra}"
             )
+    if until is not None:  # rounds differ in number per sequence: the mean is not comparable
+        return EvalResult(tuple(final), (), tuple(effort))
     rounds_mean = tuple(float(np.mean(r)) for r in per_round if len(r) == len(names))
     return EvalResult(tuple(final), rounds_mean)
 
 
 # ------------------------------------------------------------------------------ keypoints
 
-BADJA_JOINTS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19)
+# The 20 of BADJA's 37 joint slots that its annotations use (BADJA's ``SMALJointInfo``:
+# legs 8-10, 12-14, 18-20, 22-24; neck 15; tail 25, 28, 31; jaw 32, nose 33; ears 35, 36).
+# The other 17 slots are never labelled.
+BADJA_JOINTS = (8, 9, 10, 12, 13, 14, 15, 18, 19, 20, 22, 23, 24, 25, 28, 31, 32, 33, 35, 36)
 
 
 @dataclass(frozen=True)
@@ -380,33 +429,80 @@ def expand_badja_paths(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
+@dataclass(frozen=True)
+class KeypointFrameResult:
+    """One scored frame: predicted and ground-truth joints (P, 2) xy, ground-truth visibility
+    (P,) bool, and the ground-truth mask area in pixels (nan when no mask was given)."""
+
+    frame: int
+    pred: np.ndarray
+    gt: np.ndarray
+    visible: np.ndarray
+    mask_area: float = float("nan")
+
+
+@dataclass(frozen=True)
+class KeypointResult:
+    """Per-frame keypoint results of one sequence (labelled frames after the first)."""
+
+    frames: tuple[KeypointFrameResult, ...]
+
+    def counts(self, alpha: float, reference: str = "box") -> tuple[int, int]:
+        """(correct, total) visible joints at threshold ``alpha * size``: ``reference="box"``:
+        size = 0.6 * diagonal of the visible-joint box (JHMDB / CRW); ``"area"``: sqrt of the
+        ground-truth mask area (BADJA's own; frames without a mask are skipped)."""
+        if reference not in ("box", "area"):
+            raise ValueError(f"reference must be 'box' or 'area', got {reference!r}")
+        correct = total = 0
+        for f in self.frames:
+            size = None
+            if reference == "area":
+                if not math.isfinite(f.mask_area):
+                    continue
+                size = math.sqrt(f.mask_area)
+            c, t = pck(f.pred, f.gt, f.visible, alpha, size)
+            correct, total = correct + c, total + t
+        return correct, total
+
+    def pck(self, alpha: float, reference: str = "box") -> float:
+        """Fraction of visible joints within the threshold (0.0 when none is visible)."""
+        c, t = self.counts(alpha, reference)
+        return c / t if t else 0.0
+
+
 def evaluate_keypoints(
     video: VideoSource,
     labelled: Sequence[BadjaFrame],
     propagator: Propagator | None = None,
-    alphas: Sequence[float] = (0.1, 0.2),
-) -> dict[float, tuple[int, int]]:
-    """Propagate keypoints from the first labelled frame to the end; PCK counts per alpha.
+    *,
+    start_mask: np.ndarray | None = None,
+    gt_masks: Callable[[int], np.ndarray | None] | None = None,
+    cache: FeatureCache | None = None,
+) -> KeypointResult:
+    """Propagate keypoints from the first labelled frame to the last one and score them.
 
-    Returns {alpha: (correct, total)} over the labelled frames after the first one.
+    ``start_mask`` ((H, W), nonzero = the animal) is the mask of the first labelled frame: it is
+    propagated alongside as a second object (mask id 1; the joints are object 2), so settings
+    that use a joint's mask can; no mask of a later frame is ever given to the propagator.
+    ``gt_masks(frame)`` gives ground-truth masks only for the "area" PCK threshold.
     """
     prop = propagator if propagator is not None else load_propagator()
     first = labelled[0]
     pts = np.concatenate([first.joints, first.visible[:, None].astype(np.float32)], axis=1)
     pts[~first.visible, :2] = np.nan
-    refs = {first.frame: FrameLabels(mask=None, keypoints={1: pts.astype(np.float32)})}
+    mask = None if start_mask is None else (start_mask > 0).astype(np.uint8)
+    refs = {first.frame: FrameLabels(mask=mask, keypoints={2: pts.astype(np.float32)})}
     wanted = {b.frame: b for b in labelled[1:]}
-    counts = {a: [0, 0] for a in alphas}
     if not wanted:
-        return {a: (0, 0) for a in alphas}
+        return KeypointResult(())
     stop = max(wanted) + 1
-    for out in prop.propagate(video.frame, first.frame, stop, refs, {1: len(pts)}):
+    frames = []
+    for out in prop.propagate(video.frame, first.frame, stop, refs, {2: len(pts)}, cache=cache):
         gt = wanted.get(out.index)
         if gt is None:
             continue
-        pred = out.labels.keypoints[1][:, :2]
-        for a in alphas:
-            c, t = pck(pred, gt.joints, gt.visible, a)
-            counts[a][0] += c
-            counts[a][1] += t
-    return {a: (c, t) for a, (c, t) in counts.items()}
+        gt_mask = gt_masks(out.index) if gt_masks is not None else None
+        area = float((gt_mask > 0).sum()) if gt_mask is not None else float("nan")
+        pred = out.labels.keypoints[2][:, :2].copy()
+        frames.append(KeypointFrameResult(out.index, pred, gt.joints, gt.visible, area))
+    return KeypointResult(tuple(frames))
