@@ -435,9 +435,24 @@ class Reference:
     tile: int
 
 
+@functools.lru_cache(maxsize=16)
+def _inside(grid_hw: tuple[int, int], tile: int, radius: int) -> torch.Tensor:
+    """(nT, 1, (T+2r)^2) bool: which cells of each tile's window lie on the grid (read-only)."""
+    return _tiles(torch.ones(1, *grid_hw), tile, radius) > 0
+
+
+def _query_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """(C, h, w) -> (th, tw, T*T, C): each tile's cells (row-major), zero past the grid."""
+    c, h, w = x.shape
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
+    padded = F.pad(x, (0, tw * tile - w, 0, th * tile - h))
+    cells = padded.view(c, th, tile, tw, tile).permute(1, 3, 2, 4, 0)
+    return cells.reshape(th, tw, tile * tile, c)
+
+
 def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile: int) -> Reference:
     """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
-    inside = _tiles(torch.ones(1, *feats.shape[1:]), tile, radius) > 0  # (nT, 1, W)
+    inside = _inside(tuple(feats.shape[1:]), tile, radius)  # (nT, 1, W)
     vals = _tiles(labels, tile, radius)  # (nT, K, W)
     hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
     lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
@@ -519,9 +534,7 @@ def local_affinity_copy(
     active = torch.nonzero((hi - lo).amax(dim=1) > eps).flatten()
     out = lo[:, None, :].expand(-1, tile * tile, -1).clone()  # (nT, T*T, K)
     if len(active):
-        ones = query.new_ones(1, h, w)
-        q = _tiles(torch.cat([query, ones]), tile, 0).transpose(1, 2)  # (nT, T*T, C+1)
-        q = q.reshape(th, tw, tile * tile, -1)
+        q = _query_tiles(torch.cat([query, query.new_ones(1, h, w)]), tile)  # (th, tw, T*T, C+1)
         views = [
             (_tile_windows(r.keys, tile, r.radius), _tile_windows(r.values, tile, r.radius))
             for r in refs
