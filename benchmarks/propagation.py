@@ -1,7 +1,8 @@
 """J&F, ms/frame and time to first frame on a DAVIS-layout dev set, beside DIS optical flow.
 
     .venv/bin/python benchmarks/propagation.py ../shared/data/davis-dev --threads 2 --fp32 \\
-        [--models default,lab] [--presets fast,accurate] [--sizes 480,720,1080] [--repeat 3]
+        [--models default,lab] [--presets fast,accurate] [--sizes 480,720,1080] [--repeat 3] \\
+        [--work-heights 0,480]
 
 Baselines in the same run: OpenCV DIS optical flow warping the previous soft mask, and copying
 the frame-0 mask to every frame. ms/frame excludes decoding (frames are decoded, and resized for
@@ -143,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fp32", action="store_true", help="= --precisions fp32 (no bf16/int8)")
     parser.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
     parser.add_argument("--sizes", default="", help="frame heights, e.g. 480,720,1080")
+    parser.add_argument(
+        "--work-heights",
+        default="",
+        help="comma list of max_work_height overrides per preset (0 = full-size matching); "
+        "default: the preset's own",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per sequence")
     parser.add_argument("--ttff-repeat", type=int, default=3, help="fresh processes per size")
     parser.add_argument("--no-baselines", action="store_true")
@@ -151,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     precisions = ["fp32"] if args.fp32 else [p for p in args.precisions.split(",") if p]
+    work_heights: list[int | None] = [int(v) for v in args.work_heights.split(",") if v] or [None]
     methods: list[tuple[str, Method]] = []
     learned: list[tuple[str, str, str]] = []  # (model, precision, preset): time to first frame
     for model in [m for m in args.models.split(",") if m]:
@@ -163,8 +171,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 tag = f"{encoder.name},{encoder.placement.runtime}-{encoder.placement.precision}"
                 print(f"# encoder {encoder.name} (asked {precision}): {encoder.placement}")
             for preset in [p for p in args.presets.split(",") if p]:
-                prop = load_propagator(preset, encoder=encoder)
-                methods.append((f"trackpaint[{tag},{preset}]", propagator_method(prop)))
+                for wh in work_heights:
+                    over = {} if wh is None else {"max_work_height": wh}
+                    prop = load_propagator(preset, encoder=encoder, overrides=over)
+                    suffix = "" if wh is None else f",wh{wh}"
+                    methods.append((f"trackpaint[{tag},{preset}{suffix}]", propagator_method(prop)))
                 learned.append((model, precision, preset))
     if not args.no_baselines:
         methods += [("dis-flow", dis_flow), ("copy-frame-0", copy_first)]

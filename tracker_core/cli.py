@@ -38,7 +38,15 @@ EXIT_ERROR = 2
 # ------------------------------------------------------------------------------ helpers
 
 
-PROTOCOL_OPTIONS = ("radius", "keyframe_radius", "topk", "temperature", "n_recent", "refine_radius")
+PROTOCOL_OPTIONS = (
+    "radius",
+    "keyframe_radius",
+    "topk",
+    "temperature",
+    "n_recent",
+    "refine_radius",
+    "max_work_height",
+)
 # given only by the commands that have them (eval-keypoints)
 KEYPOINT_OPTIONS = ("keypoint_decode", "keypoint_window", "keypoint_sigma", "keypoint_mask_weight")
 
@@ -60,6 +68,12 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--n-recent", type=int, help=f"recent frames in memory ({d.n_recent})")
     g.add_argument(
         "--refine-radius", type=int, help=f"guided filter, px, 0 = off ({d.refine_radius})"
+    )
+    g.add_argument(
+        "--max-work-height",
+        type=int,
+        help=f"taller frames are matched downscaled to this height, 0 = never "
+        f"({d.max_work_height})",
     )
     g.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     g.add_argument(

@@ -14,6 +14,7 @@ and the last ``n_recent`` predictions (short-term). Predictions are fed back as 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -63,6 +64,10 @@ class PropagationConfig:
     # near joints are scored), so masks keep their cost.
     keypoint_n_recent: int = 0
     refine_radius: int = 4  # guided-filter radius in pixels for mask boundaries (0 = off)
+    # Frames taller than this are encoded and matched downscaled to this height (radii are in
+    # grid cells, so a fixed work size keeps the windows' reach in the scene); labels are still
+    # decoded and refined on the full frame. 0 = always the frame's own size.
+    max_work_height: int = 480
     # Pass over damaged frames (frames() raising FrameDamaged): no result, not in memory.
     skip_damaged: bool = False
 
@@ -71,6 +76,8 @@ class PropagationConfig:
             raise ValueError("radius must be >= 0")
         if self.topk < 1 or self.n_recent < 1 or self.n_keyframes < 1 or self.tile < 0:
             raise ValueError("topk, n_recent, n_keyframes must be >= 1 and tile >= 0")
+        if self.max_work_height < 0:
+            raise ValueError("max_work_height must be >= 0")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
         if self.keypoint_decode not in ("top3", "peak") or self.keypoint_window < 0:
@@ -116,19 +123,31 @@ class LabelLayout:
 
 
 def mask_to_soft(
-    mask: np.ndarray, mask_ids: Sequence[int], grid_hw: tuple[int, int]
+    mask: np.ndarray,
+    mask_ids: Sequence[int],
+    grid_hw: tuple[int, int],
+    work_hw: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Id mask -> per-cell label fractions (area average over each cell).
 
     (H, W) uint8 -> (len(mask_ids) + 1, h, w) float32; channel 0 is background, cells sum to 1.
+    ``work_hw``: the (smaller) size the grid was computed at; each object's plane is first
+    area-averaged to it.
     """
     h, w = grid_hw
-    sh, sw = math.ceil(mask.shape[0] / h), math.ceil(mask.shape[1] / w)
-    padded = np.pad(mask, ((0, h * sh - mask.shape[0]), (0, w * sw - mask.shape[1])), mode="edge")
-    planes = [
-        cv2.resize((padded == obj).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-        for obj in mask_ids
-    ]
+    src_hw = mask.shape[:2] if work_hw is None else work_hw
+    sh, sw = math.ceil(src_hw[0] / h), math.ceil(src_hw[1] / w)
+    pad = ((0, h * sh - src_hw[0]), (0, w * sw - src_hw[1]))
+
+    def plane(obj: int) -> np.ndarray:
+        if work_hw is None or work_hw == mask.shape[:2]:
+            return (np.pad(mask, pad, mode="edge") == obj).astype(np.float32)
+        small = cv2.resize(
+            (mask == obj).astype(np.float32), work_hw[::-1], interpolation=cv2.INTER_AREA
+        )
+        return np.pad(small, pad, mode="edge")
+
+    planes = [cv2.resize(plane(obj), (w, h), interpolation=cv2.INTER_AREA) for obj in mask_ids]
     fg = torch.from_numpy(np.stack(planes)) if planes else torch.zeros(0, h, w)
     return torch.cat([(1 - fg.sum(dim=0, keepdim=True)).clamp(min=0), fg], dim=0)
 
@@ -152,13 +171,38 @@ def keypoints_to_heatmaps(
 
 
 def encode_labels(
-    labels: FrameLabels, layout: LabelLayout, frame_hw: tuple[int, int], stride: int, sigma: float
+    labels: FrameLabels,
+    layout: LabelLayout,
+    frame_hw: tuple[int, int],
+    stride: int,
+    sigma: float,
+    work_hw: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """FrameLabels -> (layout.num_channels, h, w) float32 soft labels on the grid."""
-    grid_hw = grid_size(frame_hw[0], frame_hw[1], stride)
+    """FrameLabels of a frame_hw frame -> (layout.num_channels, h, w) float32 soft labels on
+    the grid of the frame, or of the frame resized to ``work_hw``."""
+    size = frame_hw if work_hw is None else work_hw
+    grid_hw = grid_size(size[0], size[1], stride)
     mask = labels.mask if labels.mask is not None else np.zeros(frame_hw, np.uint8)
-    masks = mask_to_soft(mask, layout.mask_ids, grid_hw)
-    return torch.cat([masks, encode_keypoints(labels, layout, stride, grid_hw, sigma)], dim=0)
+    masks = mask_to_soft(mask, layout.mask_ids, grid_hw, None if size == frame_hw else size)
+    work = rescale_keypoints(labels, frame_hw, size)
+    return torch.cat([masks, encode_keypoints(work, layout, stride, grid_hw, sigma)], dim=0)
+
+
+def rescale_keypoints(
+    labels: FrameLabels, from_hw: tuple[int, int], to_hw: tuple[int, int]
+) -> FrameLabels:
+    """The labels with keypoint positions mapped from a from_hw frame to the same frame resized
+    to to_hw (pixel centres align: ``x' = (x + 0.5) * W'/W - 0.5``); the mask is kept as is."""
+    if from_hw == to_hw or not labels.keypoints:
+        return labels
+    sx, sy = to_hw[1] / from_hw[1], to_hw[0] / from_hw[0]
+    moved = {}
+    for obj, pts in labels.keypoints.items():
+        out = np.array(pts, dtype=np.float32, copy=True)
+        out[:, 0] = (out[:, 0] + 0.5) * sx - 0.5
+        out[:, 1] = (out[:, 1] + 0.5) * sy - 0.5
+        moved[obj] = out
+    return dataclasses.replace(labels, keypoints=moved)
 
 
 def encode_keypoints(
@@ -186,13 +230,18 @@ def guided_filter(guide: np.ndarray, planes: np.ndarray, radius: int, eps: float
         return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
 
     mean_i = box(guide)
-    var_i = box(guide * guide) - mean_i * mean_i
+    denom = box(guide * guide) - mean_i * mean_i + np.float32(eps)  # var_i + eps
     out = np.empty_like(planes)
+    tmp = np.empty_like(guide)
     for c, p in enumerate(planes):
         mean_p = box(p)
-        a = (box(guide * p) - mean_i * mean_p) / (var_i + eps)
-        bias = mean_p - a * mean_i
-        out[c] = box(a) * guide + box(bias)
+        np.multiply(guide, p, out=tmp)
+        a = box(tmp)
+        a -= np.multiply(mean_i, mean_p, out=tmp)
+        a /= denom
+        mean_p -= np.multiply(a, mean_i, out=tmp)  # the bias
+        np.multiply(box(a), guide, out=out[c])
+        out[c] += box(mean_p)
     return out
 
 
@@ -211,8 +260,12 @@ def soft_to_mask(
     stride: int,
     frame: np.ndarray | None = None,
     refine_radius: int = 0,
+    cell: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """(1 + len(mask_ids), h, w) soft labels -> (H, W) uint8 id mask.
+
+    ``cell``: (y, x) frame pixels per grid cell when the grid was computed on a resized frame
+    (default: ``stride`` both ways).
 
     Each object's probabilities are upsampled bilinearly to the frame, then (with a frame and
     ``refine_radius`` > 0) a guided filter snaps label boundaries to image edges; the id is the
@@ -227,34 +280,45 @@ def soft_to_mask(
     if box is None:
         return out
     _, h, w = soft.shape
+    cell_y, cell_x = cell if cell is not None else (stride, stride)
+    # the canvas the grid is upsampled to (covers the frame; cropped to it)
+    canvas = (w * stride, h * stride) if cell is None else (round(w * cell_x), round(h * cell_y))
     r = refine_radius if frame is not None and refine_radius > 0 else 0
     # pixels a cell reaches through the bilinear kernel (< 1 cell) and the filter (2r: box of box)
-    inner = stride + 2 * r + 1
+    inner = math.ceil(max(cell_y, cell_x)) + 2 * r + 1
     outer = inner + 2 * r + 1  # and the pixels those depend on
     cy0, cy1, cx0, cx1 = box
 
-    def span(c0: int, c1: int, margin: int, size: int) -> tuple[int, int]:
-        return max(0, c0 * stride - margin), min(size, c1 * stride + margin)
+    def span(c0: int, c1: int, size_c: float, margin: int, size: int) -> tuple[int, int]:
+        return max(0, math.floor(c0 * size_c) - margin), min(size, math.ceil(c1 * size_c) + margin)
 
-    (oy0, oy1), (ox0, ox1) = span(cy0, cy1, outer, height), span(cx0, cx1, outer, width)
-    (iy0, iy1), (ix0, ix1) = span(cy0, cy1, inner, height), span(cx0, cx1, inner, width)
+    (oy0, oy1) = span(cy0, cy1, cell_y, outer, height)
+    (ox0, ox1) = span(cx0, cx1, cell_x, outer, width)
+    (iy0, iy1) = span(cy0, cy1, cell_y, inner, height)
+    (ix0, ix1) = span(cx0, cx1, cell_x, inner, width)
     up = np.stack(
-        [
-            cv2.resize(p, (w * stride, h * stride), interpolation=cv2.INTER_LINEAR)[
-                oy0:oy1, ox0:ox1
-            ]
-            for p in fg
-        ]
+        [cv2.resize(p, canvas, interpolation=cv2.INTER_LINEAR)[oy0:oy1, ox0:ox1] for p in fg]
     )
     if r > 0:
         crop = np.ascontiguousarray(frame[oy0:oy1, ox0:ox1])  # type: ignore[index]
         grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         up = guided_filter(grey, up, r, 1e-3)
     up = up[:, iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0]
-    planes = np.concatenate([1.0 - up.sum(axis=0, keepdims=True), up])
-    lut = np.array((0, *mask_ids), dtype=np.uint8)
-    out[iy0:iy1, ix0:ix1] = lut[planes.argmax(axis=0)]
+    out[iy0:iy1, ix0:ix1] = _argmax_ids(up, mask_ids)
     return out
+
+
+def _argmax_ids(up: np.ndarray, mask_ids: Sequence[int]) -> np.ndarray:
+    """(K, H, W) object probabilities -> (H, W) uint8: the id of the argmax of background
+    ``1 - sum`` and the objects (the first on ties, as ``np.argmax``), one plane at a time."""
+    best = 1.0 - up.sum(axis=0)
+    ids = np.zeros(best.shape, np.uint8)
+    better = np.empty(best.shape, bool)
+    for obj, plane in zip(mask_ids, up):
+        np.greater(plane, best, out=better)
+        ids[better] = obj
+        np.maximum(best, plane, out=best)
+    return ids
 
 
 def gaussian_mass(sigma: float) -> float:
@@ -372,28 +436,42 @@ def _tile_windows(bands: torch.Tensor, tile: int, radius: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def _row_table(
-    tile: int, radii: tuple[int, ...]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Window rows of references with these radii inside a row of concatenated tile scores.
+def _candidate_table(
+    tile: int, radii: tuple[int, ...], topk: int
+) -> tuple[torch.Tensor, tuple[tuple[tuple[int, int], ...], ...], int]:
+    """Where each query's candidates lie in a row of concatenated tile scores, by segment.
 
-    Returns ``start`` (T*T, G) long: for query q of a tile and window row g (one row of one
-    reference's window; G = sum(2r+1)), where its first score is in the score row; ``stride``
-    and ``length`` (G,) long: the step between its 2r+1 scores (the block's column pitch) and
-    their count; and the row length ``L = sum (T+2r)^2``. Blocks are stored column by column
-    (see ``_bands``), so a window row is strided and a window column contiguous.
+    A segment is up to ``seg`` consecutive cells of one window row (fixed y offset, x running)
+    of one reference's window. Returns ``table`` (T*T, S, seg) long: for query q of a tile and
+    segment s, the positions of its cells in the score row, padded with the sentinel ``L`` (a
+    trailing ``-inf`` score); ``chunks``: per reference, the x ranges [x0, x1) of its
+    segments (the S axis runs over references, then chunks, then window rows); and the row length
+    ``L = sum (T+2r)^2``. Blocks are stored column by column (see ``_bands``), so a window
+    row is strided and a window column contiguous. ``seg`` minimises the two top-k stages'
+    work S + topk * seg (the first ranks S segment maxima, the second topk * seg cells).
     """
+    windows = [2 * r + 1 for r in radii]
+
+    def cost(seg: int) -> int:
+        return sum(d * math.ceil(d / seg) for d in windows) + topk * seg
+
+    seg = min(range(1, max(windows) + 1), key=cost)
     q = torch.arange(tile * tile)
     qy, qx = q // tile, q % tile
-    starts, strides, lengths, offset = [], [], [], 0
-    for r in radii:
+    parts, chunks, offset = [], [], 0
+    for r, d in zip(radii, windows):
         span = tile + 2 * r
-        d = torch.arange(2 * r + 1)
-        starts.append(offset + qx[:, None] * span + qy[:, None] + d[None, :])
-        strides.append(torch.full((2 * r + 1,), span))
-        lengths.append(torch.full((2 * r + 1,), 2 * r + 1))
+        g = torch.arange(d)
+        chunks.append(tuple((x0, min(d, x0 + seg)) for x0 in range(0, d, seg)))
+        for x0 in range(0, d, seg):
+            x1 = min(d, x0 + seg)
+            s = torch.arange(seg)
+            # (T*T, d rows, seg cells): offset + (qx + x) * span + (qy + g)
+            pos = offset + (qx[:, None, None] + x0 + s) * span + qy[:, None, None] + g[:, None]
+            parts.append(torch.where(s < x1 - x0, pos, -1))
         offset += span * span
-    return torch.cat(starts, dim=1), torch.cat(strides), torch.cat(lengths), offset
+    table = torch.cat(parts, dim=1)
+    return table.masked_fill(table < 0, offset), tuple(chunks), offset
 
 
 @dataclass(frozen=True)
@@ -414,9 +492,24 @@ class Reference:
     tile: int
 
 
+@functools.lru_cache(maxsize=16)
+def _inside(grid_hw: tuple[int, int], tile: int, radius: int) -> torch.Tensor:
+    """(nT, 1, (T+2r)^2) bool: which cells of each tile's window lie on the grid (read-only)."""
+    return _tiles(torch.ones(1, *grid_hw), tile, radius) > 0
+
+
+def _query_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """(C, h, w) -> (th, tw, T*T, C): each tile's cells (row-major), zero past the grid."""
+    c, h, w = x.shape
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
+    padded = F.pad(x, (0, tw * tile - w, 0, th * tile - h))
+    cells = padded.view(c, th, tile, tw, tile).permute(1, 3, 2, 4, 0)
+    return cells.reshape(th, tw, tile * tile, c)
+
+
 def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile: int) -> Reference:
     """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
-    inside = _tiles(torch.ones(1, *feats.shape[1:]), tile, radius) > 0  # (nT, 1, W)
+    inside = _inside(tuple(feats.shape[1:]), tile, radius)  # (nT, 1, W)
     vals = _tiles(labels, tile, radius)  # (nT, K, W)
     hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
     lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
@@ -448,40 +541,41 @@ def _copy_run(
     q: (n, T*T, C+1) query tiles ``[f, 1]``; rows: per reference, its (n, (T+2r)^2, C+1) key
     windows and (n, (T+2r)^2, K) value windows (views). Returns (n, T*T, K).
 
-    Exact top-k in two stages: the k best candidates lie in the k window rows with the
-    largest maxima (any other row's best is beaten by k row maxima), so the top-k runs
-    over k rows instead of every candidate.
+    Exact top-k in two stages: the k best candidates lie in the k window segments with the
+    largest maxima (any other segment's best is beaten by k segment maxima), so the top-k
+    runs over k segments instead of every candidate.
     """
     n, tt, _ = q.shape
     tile = refs[0].tile
-    start, stride, length, row = _row_table(tile, tuple(r.radius for r in refs))
-    scores = q.new_empty(n, tt, row)  # all references' window blocks side by side
-    row_max, offset = [], 0
-    for ref, (keys, _) in zip(refs, rows):
+    table, chunks, row = _candidate_table(tile, tuple(r.radius for r in refs), topk)
+    pitch = row + 1  # the last score of each query is the padding sentinel -inf
+    scores = q.new_empty(n, tt, pitch)  # all references' window blocks side by side
+    scores[:, :, row] = float("-inf")
+    seg_max, offset = [], 0
+    for ref, (keys, _), ref_chunks in zip(refs, rows, chunks):
         span, d = tile + 2 * ref.radius, 2 * ref.radius + 1
         torch.bmm(q, keys.transpose(1, 2), out=scores[:, :, offset : offset + span * span])
         # the d x d window of query (qy, qx): block columns qx..qx+2r (stride span) by rows
         # qy..qy+2r (contiguous); the max over columns reduces an outer axis (vectorised)
-        strides = (tt * row, tile * row + 1, row + span, span, 1)
+        strides = (tt * pitch, tile * pitch + 1, pitch + span, span, 1)
         window = scores.as_strided((n, tile, tile, d, d), strides, offset)
-        row_max.append(window.amax(dim=3).reshape(n, tt, d))
+        for x0, x1 in ref_chunks:
+            seg_max.append(window[:, :, :, x0:x1].amax(dim=3).reshape(n, tt, d))
         offset += span * span
-    kc = min(topk, start.shape[1])
-    _, sel = torch.cat(row_max, dim=2).topk(kc, dim=2, sorted=False)  # (n, T*T, kc)
-    g = int(length.max())
-    steps = torch.arange(g)
-    first = torch.gather(start[None].expand(n, -1, -1), 2, sel)
-    pos = (first[..., None] + steps * stride[sel][..., None]).clamp(max=row - 1)
-    cand = torch.gather(scores, 2, pos.view(n, tt, kc * g))  # (n, T*T, kc * g)
-    cand.masked_fill_((steps >= length[sel][..., None]).view(n, tt, kc * g), float("-inf"))
-    top, best = cand.topk(min(topk, kc * g), dim=2, sorted=False)
+    n_seg, seg = table.shape[1], table.shape[2]
+    kc = min(topk, n_seg)
+    _, sel = torch.cat(seg_max, dim=2).topk(kc, dim=2, sorted=False)  # (n, T*T, kc)
+    flat = (sel + torch.arange(tt)[:, None] * n_seg).view(-1)
+    pos = table.view(tt * n_seg, seg).index_select(0, flat).view(n, tt, kc * seg)
+    cand = torch.gather(scores, 2, pos)  # (n, T*T, kc * seg)
+    top, best = cand.topk(min(topk, kc * seg), dim=2, sorted=False)
     k = top.shape[2]
-    idx = torch.gather(pos.view(n, tt, kc * g), 2, best)  # (n, T*T, k)
+    idx = torch.gather(pos, 2, best)  # (n, T*T, k)
     wts = torch.softmax(top / temperature, dim=2)
-    values = torch.cat([v for _, v in rows], dim=1)  # (n, L, K)
-    n_lab = values.shape[2]
+    n_lab = rows[0][1].shape[2]
+    values = torch.cat([*(v for _, v in rows), q.new_zeros(n, 1, n_lab)], dim=1)  # (n, L+1, K)
     picked = torch.gather(values, 1, idx.view(n, tt * k, 1).expand(-1, -1, n_lab))
-    return (picked.view(n, tt, k, n_lab) * wts[..., None]).sum(dim=2)
+    return torch.bmm(wts.view(n * tt, 1, k), picked.view(n * tt, k, n_lab)).view(n, tt, n_lab)
 
 
 def local_affinity_copy(
@@ -508,9 +602,7 @@ def local_affinity_copy(
     active = torch.nonzero((hi - lo).amax(dim=1) > eps).flatten()
     out = lo[:, None, :].expand(-1, tile * tile, -1).clone()  # (nT, T*T, K)
     if len(active):
-        ones = query.new_ones(1, h, w)
-        q = _tiles(torch.cat([query, ones]), tile, 0).transpose(1, 2)  # (nT, T*T, C+1)
-        q = q.reshape(th, tw, tile * tile, -1)
+        q = _query_tiles(torch.cat([query, query.new_ones(1, h, w)]), tile)  # (th, tw, T*T, C+1)
         views = [
             (_tile_windows(r.keys, tile, r.radius), _tile_windows(r.values, tile, r.radius))
             for r in refs
@@ -568,18 +660,36 @@ def decode_labels(
     refine_radius: int = 0,
     decode: str = "top3",
     window: int = 1,
+    work_hw: tuple[int, int] | None = None,
 ) -> FrameLabels:
-    """(layout.num_channels, h, w) soft labels -> FrameLabels at full resolution (keypoints by
-    :func:`heatmaps_to_keypoints` with ``decode`` and ``window``)."""
+    """(layout.num_channels, h, w) soft labels -> FrameLabels at full resolution (frame_hw);
+    keypoints by :func:`heatmaps_to_keypoints` with ``decode`` and ``window``.
+
+    ``work_hw``: the size the frame was resized to for the grid (None = frame_hw); the mask
+    is then upsampled (and refined on ``frame``) straight to frame_hw.
+    """
+    size = frame_hw if work_hw is None else work_hw
+    cell = None
+    if size != frame_hw:
+        cell = (stride * frame_hw[0] / size[0], stride * frame_hw[1] / size[1])
     m = layout.num_mask_channels
-    mask = soft_to_mask(soft[:m], layout.mask_ids, frame_hw, stride, frame, refine_radius)
+    mask = soft_to_mask(soft[:m], layout.mask_ids, frame_hw, stride, frame, refine_radius, cell)
     kps: dict[int, np.ndarray] = {}
     start = m
     for obj, count in layout.keypoints:
         heat = soft[start : start + count]
         kps[obj] = heatmaps_to_keypoints(heat, stride, threshold, sigma, decode, window)
         start += count
-    return FrameLabels(mask=mask, keypoints=kps)
+    return rescale_keypoints(FrameLabels(mask=mask, keypoints=kps), size, frame_hw)
+
+
+def work_size(frame_hw: tuple[int, int], max_height: int) -> tuple[int, int]:
+    """The (height, width) frames of frame_hw are encoded and matched at: frame_hw when it is
+    at most ``max_height`` tall (or ``max_height`` is 0), else scaled to that height."""
+    height, width = frame_hw
+    if max_height <= 0 or height <= max_height:
+        return frame_hw
+    return max_height, max(1, round(width * max_height / height))
 
 
 def keypoint_owners(labels: FrameLabels, layout: LabelLayout) -> dict[int, int]:
@@ -727,10 +837,11 @@ def propagate(
     layout = layout_for(references, num_keypoints)
     first = frames(start)
     frame_hw = first.shape[:2]
+    work_hw = work_size(frame_hw, cfg.max_work_height)
     s, sigma = encoder.stride, cfg.keypoint_sigma
 
     def labels_of(idx: int) -> torch.Tensor:
-        return encode_labels(references[idx], layout, frame_hw, s, sigma)
+        return encode_labels(references[idx], layout, frame_hw, s, sigma, work_hw)
 
     def decoded(idx: int) -> np.ndarray | None:
         """Frame ``idx``, or None when it is damaged and damaged frames are skipped."""
@@ -744,6 +855,8 @@ def propagate(
     def encode(idx: int, position: int, frame: np.ndarray) -> torch.Tensor:
         feats = cache.get(idx) if cache is not None else None
         if feats is None:
+            if work_hw != frame_hw:
+                frame = cv2.resize(frame, work_hw[::-1], interpolation=cv2.INTER_AREA)
             feats = encoder.encode(frame)
             if cache is not None:
                 cache.put(idx, feats, position, step)
@@ -813,13 +926,15 @@ def propagate(
             cfg.refine_radius,
             cfg.keypoint_decode,
             cfg.keypoint_window,
+            work_hw,
         )
         # Feed back the raw soft labels (feeding back the guided-filter refined masks compounds
         # errors: 52.4 vs 62.9 dev J&F); visible keypoints are re-rendered sharp at their decoded
         # position (against blur drift), weak ones keep their soft heat so they can recover.
         feedback = soft.clone()
         if layout.keypoints and cfg.keypoint_feedback == "sharp":
-            sharp = encode_keypoints(labels, layout, s, tuple(soft.shape[1:]), sigma)
+            work = rescale_keypoints(labels, frame_hw, work_hw)
+            sharp = encode_keypoints(work, layout, s, tuple(soft.shape[1:]), sigma)
             seen = sharp.flatten(1).amax(dim=1) > 0
             feedback[m:][seen] = sharp[seen]
         recent.append(reference(feats, feedback[:main_channels], cfg.radius))

@@ -22,6 +22,7 @@ from tracker_core.propagate import (
     mask_to_soft,
     propagate,
     soft_to_mask,
+    work_size,
 )
 
 
@@ -168,6 +169,54 @@ def test_propagation_keeps_object_ids_and_keypoints_follow_the_square():
     assert vis == 1.0
     assert abs(x - xs.mean()) < 6 and abs(y - ys.mean()) < 6
     assert all(0.0 <= r.confidence <= 1.0 for r in out)
+
+
+def test_work_size_scales_only_frames_taller_than_the_limit():
+    assert work_size((480, 854), 480) == (480, 854)
+    assert work_size((1080, 1920), 480) == (480, 853)
+    assert work_size((720, 1280), 480) == (480, 853)
+    assert work_size((1080, 1920), 0) == (1080, 1920)
+    with pytest.raises(ValueError):
+        PropagationConfig(max_work_height=-1)
+
+
+def _square_run(frames, masks, max_work_height):
+    ys, xs = np.nonzero(masks[0])
+    centre = np.array([[xs.mean(), ys.mean(), 1.0]], np.float32)
+    refs = {0: FrameLabels(mask=masks[0], keypoints={2: centre})}
+    cfg = PropagationConfig(radius=3, keyframe_radius=4, tile=4, max_work_height=max_work_height)
+    n = len(frames)
+    return list(propagate(frames.__getitem__, 0, n, refs, {2: 1}, LabEncoder(stride=4), cfg))
+
+
+def test_a_frame_no_taller_than_the_work_height_is_matched_as_before():
+    frames, masks = make_moving_square_frames(n=5, h=64, w=96)
+    full = _square_run(frames, masks, 0)
+    for limit in (64, 480):
+        same = _square_run(frames, masks, limit)
+        for a, b in zip(full, same):
+            assert torch.equal(a.soft, b.soft)
+            assert np.array_equal(a.labels.mask, b.labels.mask)
+            assert np.array_equal(a.labels.keypoints[2], b.labels.keypoints[2], equal_nan=True)
+
+
+def test_a_tall_frame_is_matched_downscaled_and_decoded_at_full_size():
+    small, small_masks = make_moving_square_frames(n=10, h=64, w=96)
+    big = [cv2.resize(f, (192, 128), interpolation=cv2.INTER_CUBIC) for f in small]
+    big_masks = [cv2.resize(m, (192, 128), interpolation=cv2.INTER_NEAREST) for m in small_masks]
+    ref = _square_run(small, small_masks, 0)
+    out = _square_run(big, big_masks, 64)  # matched on a 64 x 96 grid like the small clip
+    assert [r.soft.shape for r in out] == [r.soft.shape for r in ref]
+    for r, s in zip(out, ref):
+        assert r.labels.mask.shape == (128, 192)
+        j_big = jaccard(r.labels.mask > 0, big_masks[r.index] > 0)
+        assert j_big > 0.7
+        assert j_big > jaccard(s.labels.mask > 0, small_masks[s.index] > 0) - 0.05
+        # the same grid labels as the small clip's run, decoded at twice the size
+        assert float((r.soft - s.soft).abs().mean()) < 0.01
+        (x, y, vis), (sx, sy, svis) = r.labels.keypoints[2][0], s.labels.keypoints[2][0]
+        assert vis == svis
+        assert abs(x - (2 * sx + 0.5)) < 2 and abs(y - (2 * sy + 0.5)) < 2
 
 
 def test_propagate_rejects_missing_start_labels_and_bad_config():
