@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/encoder_sizes.py --threads 2 [--repeat 9] \\
         [--arch '{"widths": [24, 48, 64], "blocks": [0, 0, 3]}' ...] [--model ckpt.pt ...]
 
-The first row is the shipped default (its real weights); every ``--arch`` is a TrackNet config
+The first row is ``--baseline`` (default: the bundled model); every ``--arch`` is a TrackNet config
 with random weights (speed does not depend on the values) and every ``--model`` a checkpoint.
 All graphs are the ``EncoderGraph`` the propagator runs (Lab in, unit features out); the runs are
 interleaved so a noisy machine slows all of them alike. Also reports CPU time per pass
@@ -51,12 +51,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--arch", action="append", default=[], help="NetConfig JSON")
     parser.add_argument("--model", action="append", default=[], help="checkpoint path")
+    parser.add_argument("--baseline", default=str(DEFAULT_MODEL), help="first row's checkpoint")
     parser.add_argument("--frame", default="../shared/data/davis-dev/JPEGImages/480p/bear")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with VideoSource.open(args.frame) as video:
         lab = np.ascontiguousarray(lab_image(video.frame(10))[None])
-    nets: dict[str, nn.Module] = {"shipped default": load_net(DEFAULT_MODEL)[0]}
+    baseline = f"{os.path.basename(args.baseline)} (baseline)"
+    nets: dict[str, nn.Module] = {baseline: load_net(args.baseline)[0]}
     for spec in args.arch:
         torch.manual_seed(0)
         nets[spec] = TrackNet(NetConfig.from_dict(json.loads(spec))).eval()
@@ -78,10 +80,13 @@ def main() -> None:
             run_session(session, lab)
             wall[name].append(1000 * (time.perf_counter() - t0))
             cpu[name].append(1000 * (time.process_time() - c0))
-    base = np.median(wall["shipped default"])
+    base, base_cpu = np.median(wall[baseline]), np.median(cpu[baseline])
     print(f"# {cpu_description()} | threads {args.threads} | input {tuple(lab.shape[1:3])}")
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
-    print("| encoder | params (M) | GMAC | ms (median) | min | CPU ms (median) | vs default |")
+    print(
+        "| encoder | params (M) | GMAC | ms (median) | min | CPU ms (median) "
+        "| wall / CPU vs baseline |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, net in nets.items():
         params = sum(p.numel() for p in net.parameters()) / 1e6
@@ -89,7 +94,8 @@ def main() -> None:
         med = np.median(wall[name])
         print(
             f"| {name} | {params:.2f} | {gmac:.2f} | {med:.1f} | {min(wall[name]):.1f} | "
-            f"{np.median(cpu[name]):.1f} | {med / base:.2f} |"
+            f"{np.median(cpu[name]):.1f} | {med / base:.2f} / "
+            f"{np.median(cpu[name]) / base_cpu:.2f} |"
         )
 
 
