@@ -408,3 +408,7 @@ def test_cli_distill_takes_architecture_and_the_teachers_lab_weight(teacher_ckpt
     assert config.objective.distill_affinity_weight == 2.0
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--data", "a", "--out", "m", "--arch-config", '{"bogus": 1}'])
+    resumed = parser.parse_args(
+        ["train", "--data", "a", "--out", "m", "--resume", str(teacher_ckpt)]
+    )
+    assert config_from_args(resumed).lab_weight == 5.0  # the resumed run's, not the default 8

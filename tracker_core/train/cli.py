@@ -101,12 +101,14 @@ def _arch_config(text: str) -> NetConfig:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig described by parsed ``train`` arguments.
 
-    With ``--objective distill`` and no ``--lab-weight`` the teacher's recorded weight is used.
+    Without ``--lab-weight`` a resumed run keeps its recorded weight, and ``--objective distill``
+    takes the teacher's.
     """
     base = TrainConfig()
     lab_weight = args.lab_weight
-    if lab_weight is None and args.objective == "distill" and args.teacher:
-        lab_weight = float(load_net(args.teacher)[1].get("lab_weight", base.lab_weight))
+    source = args.resume or (args.teacher if args.objective == "distill" else None)
+    if lab_weight is None and source:
+        lab_weight = float(load_net(source)[1].get("lab_weight", base.lab_weight))
     objective = ObjectiveConfig(objective=args.objective)
     if args.distill_weights is not None:
         feature, affinity = args.distill_weights
