@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from tracker_core.nets import NetConfig, TrackNet, load_net
+from tracker_core.encoder import load_encoder
+from tracker_core.errors import ModelError
+from tracker_core.nets import NetConfig, TrackNet, load_net, save_net
+from tracker_core.runtime import weights_hash
 from tracker_core.train.adapt import AdaptConfig, adapt
 from tracker_core.train.cli import add_train_parser, config_from_args
 from tracker_core.train.data import (
@@ -24,14 +27,23 @@ from tracker_core.train.data import (
 )
 from tracker_core.train.objectives import (
     ObjectiveConfig,
+    affinity_distill_loss,
     clip_losses,
     colorization_loss,
     crw_loss,
+    feature_distill_loss,
     fit_ab_clusters,
     kmeans,
     soft_colour_labels,
 )
-from tracker_core.train.trainer import TrainConfig, config_path, state_path, train, train_step
+from tracker_core.train.trainer import (
+    TrainConfig,
+    config_path,
+    init_from,
+    state_path,
+    train,
+    train_step,
+)
 
 TINY = NetConfig(widths=(8, 8, 16), blocks=(0, 0, 1), dim=8)
 SAMPLER = SamplerConfig(crop_size=32, max_gap=2)
@@ -256,3 +268,147 @@ def test_stop_at_checkpoints_without_changing_the_schedule(tmp_path, bank: ClipB
     out = train(tiny_config(), [], tmp_path / "m.pt", bank=bank, show_progress=False, stop_at=2)
     _, meta = load_net(out)
     assert meta["steps"] == 2 and meta["train_config"]["steps"] == 4
+
+
+# --------------------------------------------------------------------------- distillation
+STUDENT = NetConfig(widths=(8, 8, 8), blocks=(0, 0, 1), dim=8)  # TINY's stride and dim
+
+
+@pytest.fixture
+def teacher_ckpt(tmp_path):
+    """A tiny 'trained' teacher checkpoint with the meta a propagator needs."""
+    torch.manual_seed(5)
+    net = TrackNet(TINY).eval()
+    centroids = np.linspace(-50, 50, 32, dtype=np.float32).reshape(16, 2)
+    path = tmp_path / "teacher.pt"
+    save_net(path, net, {"lab_weight": 5.0, "ab_centroids": centroids.tolist()})
+    return path
+
+
+def test_feature_distill_loss_ignores_scale_and_sees_direction() -> None:
+    teacher = torch.randn(2, 8, 3, 4)
+    assert float(feature_distill_loss(3.0 * teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+    assert float(feature_distill_loss(-teacher, teacher)) == pytest.approx(2.0, abs=1e-6)
+    assert 0.5 < float(feature_distill_loss(torch.randn(2, 8, 3, 4), teacher)) < 1.5
+
+
+def test_affinity_distill_loss_is_zero_only_for_the_same_affinity() -> None:
+    teacher = torch.nn.functional.normalize(torch.randn(2, 4, 8, 3, 3), dim=2)
+    other = torch.nn.functional.normalize(torch.randn(2, 4, 8, 3, 3), dim=2)
+    assert float(affinity_distill_loss(teacher, teacher, 0.05)) == pytest.approx(0.0, abs=1e-5)
+    assert float(affinity_distill_loss(other, teacher, 0.05)) > 0.1
+    # a rotation of the feature space keeps every cosine, hence the affinity
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8))
+    rotated = torch.einsum("dc,btchw->btdhw", rotation, teacher)
+    assert float(affinity_distill_loss(rotated, teacher, 0.05)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_distill_losses_need_a_matching_teacher(bank: ClipBank) -> None:
+    clips = torch.from_numpy(sample_batch(np.random.default_rng(0), bank, SAMPLER, 2))
+    config = ObjectiveConfig(objective="distill")
+    torch.manual_seed(0)
+    teacher, student = TrackNet(TINY).eval(), TrackNet(STUDENT)
+    centroids = torch.zeros(16, 2)
+    with pytest.raises(ValueError, match="teacher"):
+        clip_losses(student, clips, centroids, config, np.random.default_rng(1))
+    wide = TrackNet(replace(STUDENT, dim=4))
+    with pytest.raises(ValueError, match="does not match"):
+        clip_losses(wide, clips, centroids, config, np.random.default_rng(1), teacher=teacher)
+    runs = [
+        clip_losses(student, clips, centroids, config, np.random.default_rng(1), teacher=teacher)
+        for _ in range(2)
+    ]
+    assert set(runs[0]) == {"feature", "affinity", "loss"}
+    first, second = (float(r["loss"].detach()) for r in runs)
+    assert np.isfinite(first) and first == second
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_distill_steps_bring_the_student_towards_the_teacher(bank: ClipBank) -> None:
+    torch.manual_seed(0)
+    teacher, student = TrackNet(TINY).eval(), TrackNet(STUDENT)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)
+    clips = torch.from_numpy(sample_batch(np.random.default_rng(0), bank, SAMPLER, 4))
+    config = ObjectiveConfig(objective="distill", jitter=0.0)
+    losses = [
+        train_step(
+            student, optimizer, clips, torch.zeros(16, 2), config, np.random.default_rng(0), teacher
+        )
+        for _ in range(15)
+    ]
+    assert losses[-1]["feature"] < 0.8 * losses[0]["feature"]
+    assert losses[-1]["affinity"] < 0.5 * losses[0]["affinity"]
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+def test_distill_checkpoint_keeps_the_teacher_meta_and_loads_as_encoder(
+    tmp_path, bank: ClipBank, teacher_ckpt
+) -> None:
+    config = tiny_config(
+        objective=ObjectiveConfig(objective="distill"),
+        net=STUDENT,
+        teacher=str(teacher_ckpt),
+        lab_weight=5.0,
+    )
+    init = TrackNet(STUDENT)
+    copied = init_from(init, load_net(teacher_ckpt)[0])
+    assert "body.0.0.weight" in copied and "body.2.0.weight" in copied  # 3->8, 8->8 in both
+    assert "body.4.0.weight" not in copied and "head.weight" not in copied  # TINY: 8->16, 16->8
+    source = load_net(teacher_ckpt)[0].state_dict()
+    torch.testing.assert_close(init.state_dict()["body.2.0.weight"], source["body.2.0.weight"])
+    out = train(config, [], tmp_path / "s.pt", bank=bank, show_progress=False)
+    net, meta = load_net(out)
+    teacher, teacher_meta = load_net(teacher_ckpt)
+    assert net.config == STUDENT and meta["objective"] == "distill" and meta["lab_weight"] == 5.0
+    assert meta["ab_centroids"] == teacher_meta["ab_centroids"]
+    assert meta["teacher"]["weights_sha256"] == weights_hash(teacher)
+    encoder = load_encoder(out, precision="fp32", runtime="torch")
+    feats = encoder.encode(moving_clip(1)[0])
+    assert feats.shape == (8 + 3, 6, 8)
+
+
+def test_distill_resume_continues_exactly_and_checks_the_teacher(
+    tmp_path, bank: ClipBank, teacher_ckpt
+) -> None:
+    config = tiny_config(
+        objective=ObjectiveConfig(objective="distill"), net=STUDENT, teacher=str(teacher_ckpt)
+    )
+    straight = train(config, [], tmp_path / "a.pt", bank=bank, show_progress=False)
+    half = train(config, [], tmp_path / "b.pt", bank=bank, show_progress=False, stop_at=2)
+    resumed = train(config, [], half, bank=bank, show_progress=False, resume=half)
+    for (name, a), b in zip(
+        load_net(straight)[0].state_dict().items(), load_net(resumed)[0].state_dict().values()
+    ):
+        torch.testing.assert_close(a, b, msg=name)
+    other = tmp_path / "other.pt"
+    save_net(other, TrackNet(TINY), {"lab_weight": 5.0})
+    with pytest.raises(ModelError, match="teacher weights differ"):
+        train(
+            replace(config, teacher=str(other)),
+            [],
+            tmp_path / "c.pt",
+            bank=bank,
+            show_progress=False,
+            resume=half,
+        )
+
+
+def test_cli_distill_takes_architecture_and_the_teachers_lab_weight(teacher_ckpt) -> None:
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers(dest="command"))
+    argv = ["train", "--data", "a", "--out", "m.pt", "--objective", "distill"]
+    argv += ["--teacher", str(teacher_ckpt), "--distill-weights", "0.5", "2"]
+    argv += ["--arch-config", '{"widths": [24, 48, 64], "blocks": [0, 0, 2]}']
+    config = config_from_args(parser.parse_args(argv))
+    assert config.net == NetConfig(widths=(24, 48, 64), blocks=(0, 0, 2))
+    assert config.teacher == str(teacher_ckpt) and config.init_from_teacher
+    assert config.lab_weight == 5.0  # from the teacher's meta
+    assert config.objective.distill_feature_weight == 0.5
+    assert config.objective.distill_affinity_weight == 2.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", "a", "--out", "m", "--arch-config", '{"bogus": 1}'])
+    resumed = parser.parse_args(
+        ["train", "--data", "a", "--out", "m", "--resume", str(teacher_ckpt)]
+    )
+    assert config_from_args(resumed).lab_weight == 5.0  # the resumed run's, not the default 8

@@ -7,6 +7,7 @@ Register in the main CLI with ``add_train_parser(subparsers)``; the parser's ``f
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import replace
@@ -14,6 +15,7 @@ from dataclasses import replace
 import torch
 
 from tracker_core.errors import TrackpaintError
+from tracker_core.nets import NetConfig, load_net
 from tracker_core.train.objectives import OBJECTIVES, ObjectiveConfig
 from tracker_core.train.trainer import TrainConfig, train
 
@@ -24,7 +26,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "train",
         help="train the propagation encoder self-supervised on unlabeled video",
         description="Self-supervised training (colorization / contrastive random walk) on "
-        "frame folders and video files.",
+        "frame folders and video files, or distillation of a trained encoder into a smaller one "
+        "(--objective distill --teacher CKPT --arch-config JSON).",
     )
     parser.add_argument(
         "--data",
@@ -54,8 +57,32 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument(
         "--lab-weight",
         type=float,
-        default=TrainConfig.lab_weight,
-        help="recommended Lab-colour fusion weight recorded for inference",
+        default=None,
+        help="recommended Lab-colour fusion weight recorded for inference (default: the "
+        f"teacher's with --objective distill, else {TrainConfig.lab_weight:g})",
+    )
+    parser.add_argument(
+        "--arch-config",
+        type=_arch_config,
+        default=None,
+        metavar="JSON",
+        help='network of a new run as NetConfig JSON, e.g. \'{"widths": [24, 48, 64], '
+        '"blocks": [0, 0, 3]}\' (default: the shipped architecture)',
+    )
+    parser.add_argument("--teacher", default="", metavar="CKPT", help="distill: teacher checkpoint")
+    parser.add_argument(
+        "--no-teacher-init",
+        action="store_true",
+        help="distill: start the student from random weights instead of the teacher's "
+        "(copied wherever a parameter's name and shape match)",
+    )
+    parser.add_argument(
+        "--distill-weights",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("FEATURE", "AFFINITY"),
+        help="distill: weights of the feature-cosine and affinity-KL terms (default 1 1)",
     )
     parser.add_argument("--cache-dir", default="data_cache", help="downscaled clip cache")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -63,9 +90,31 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     return parser
 
 
+def _arch_config(text: str) -> NetConfig:
+    """argparse type: NetConfig from JSON (ArgumentTypeError names the problem)."""
+    try:
+        return NetConfig.from_dict(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"bad --arch-config {text!r}: {exc}") from exc
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig described by parsed ``train`` arguments."""
+    """The TrainConfig described by parsed ``train`` arguments.
+
+    Without ``--lab-weight`` a resumed run keeps its recorded weight, and ``--objective distill``
+    takes the teacher's.
+    """
     base = TrainConfig()
+    lab_weight = args.lab_weight
+    source = args.resume or (args.teacher if args.objective == "distill" else None)
+    if lab_weight is None and source:
+        lab_weight = float(load_net(source)[1].get("lab_weight", base.lab_weight))
+    objective = ObjectiveConfig(objective=args.objective)
+    if args.distill_weights is not None:
+        feature, affinity = args.distill_weights
+        objective = replace(
+            objective, distill_feature_weight=feature, distill_affinity_weight=affinity
+        )
     return replace(
         base,
         steps=args.steps,
@@ -73,9 +122,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr=args.lr,
         seed=args.seed,
         ckpt_every=args.ckpt_every,
-        lab_weight=args.lab_weight,
+        lab_weight=base.lab_weight if lab_weight is None else lab_weight,
         sampler=replace(base.sampler, crop_size=args.crop_size),
-        objective=ObjectiveConfig(objective=args.objective),
+        objective=objective,
+        net=base.net if args.arch_config is None else args.arch_config,
+        teacher=args.teacher,
+        init_from_teacher=not args.no_teacher_init,
     )
 
 
@@ -92,8 +144,9 @@ def run_train(args: argparse.Namespace) -> int:
     words = ["trackpaint", "train", *argv] if argv is not None else ["trackpaint", *sys.argv[1:]]
     command = shlex.join(words)
     try:
+        config = config_from_args(args)
         out = train(
-            config_from_args(args),
+            config,
             args.data,
             args.out,
             device=args.device,

@@ -1,24 +1,28 @@
-"""Self-supervised objectives: colorization (Vondrick 2018) and the contrastive random walk (CRW).
+"""Self-supervised objectives: colorization (Vondrick 2018), the contrastive random walk (CRW),
+and distillation from a trained (itself self-supervised) teacher encoder.
 
 Shapes: a clip batch is (B, T, 3, H, W) network input; features are (B, T, C, h, w) with
 h = ceil(H / stride). In colorization the first T-1 frames are references and the last frame is
 the target whose quantised colour is predicted by copying reference colours through a softmax
 affinity. CRW (Jabri et al. 2020) walks forward and back in time over the feature cells and
-asks the walk to return to its start.
+asks the walk to return to its start. Distillation asks a (smaller) student to reproduce a frozen
+teacher's L2-normalised features per cell (cosine) and the teacher's target-to-reference affinity
+softmax (KL), which is what label propagation uses; it needs no labels either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tracker_core.nets import lab_to_input, rgb_to_lab
 
-OBJECTIVES = ("colorization", "colorization+crw", "crw")
+OBJECTIVES = ("colorization", "colorization+crw", "crw", "distill")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class ObjectiveConfig:
     ab channels (grey) or one random Lab channel (CorrFlow channel dropout), for the target and
     the reference frames; the remainder keeps full colour. ``jitter``: brightness/contrast
     jitter amplitude applied to L (input only, never to the colour targets).
+    ``distill_*``: weights of the feature-cosine and affinity-KL terms and the affinity softmax
+    temperature of the ``distill`` objective. Distillation feeds teacher and student the same
+    full-colour input with only the L jitter (no grey / channel dropout: at inference frames are
+    always in colour, and dropout exists to stop colorization from copying the input's colour).
     """
 
     objective: str = "colorization"
@@ -44,6 +52,9 @@ class ObjectiveConfig:
     ref_grey: float = 0.3
     ref_drop_one: float = 0.4
     jitter: float = 0.3
+    distill_feature_weight: float = 1.0
+    distill_affinity_weight: float = 1.0
+    distill_temperature: float = 0.05
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -228,19 +239,67 @@ def crw_loss(
     return torch.stack(losses).mean()
 
 
+def feature_distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean cosine distance between student and teacher features, per cell.
+
+    Args:
+        student, teacher: (N, C, h, w) features (normalised here).
+    Returns:
+        scalar mean of 1 - cos over the N*h*w cells.
+    """
+    cos = (F.normalize(student, dim=1) * F.normalize(teacher, dim=1)).sum(1)
+    return (1.0 - cos).mean()
+
+
+def affinity_logits(feats: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Target-to-reference affinity logits of a clip batch, as in colorization and propagation.
+
+    Args:
+        feats: (B, T, C, h, w) L2-normalised features; frames 0..T-2 are references, T-1 the target.
+    Returns:
+        (B, h*w, (T-1)*h*w) cosine similarities / temperature.
+    """
+    B, C = feats.shape[0], feats.shape[2]
+    target = feats[:, -1].flatten(2).transpose(1, 2)  # (B, hw, C)
+    refs = feats[:, :-1].permute(0, 2, 1, 3, 4).reshape(B, C, -1)  # (B, C, (T-1)hw)
+    return torch.bmm(target, refs) / temperature
+
+
+def affinity_distill_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL(teacher || student) of each target cell's softmax over the reference cells.
+
+    Args:
+        student, teacher: (B, T, C, h, w) L2-normalised features.
+    Returns:
+        scalar mean KL over the B*h*w target cells.
+    """
+    log_q = torch.log_softmax(affinity_logits(student, temperature), dim=-1)
+    log_p = torch.log_softmax(affinity_logits(teacher, temperature), dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+
+def jitter_only(config: ObjectiveConfig) -> ObjectiveConfig:
+    """``config`` without grey / channel dropout (distillation input: colour + L jitter)."""
+    return replace(config, target_grey=0.0, target_drop_one=0.0, ref_grey=0.0, ref_drop_one=0.0)
+
+
 def clip_losses(
-    net: torch.nn.Module,
+    net: nn.Module,
     clips: torch.Tensor,
     centroids: torch.Tensor,
     config: ObjectiveConfig,
     rng: np.random.Generator,
+    teacher: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
     """All losses of the configured objective for one batch.
 
     Args:
         net: encoder with ``.stride``; (N, 3, H, W) -> (N, C, h, w).
         clips: (B, T, H, W, 3) uint8 RGB on the training device.
-        centroids: (K, 2) ab centroids on the same device.
+        centroids: (K, 2) ab centroids on the same device (unused by ``distill``).
+        teacher: frozen encoder with the student's stride and output dim (``distill`` only).
     Returns:
         dict with "loss" (the total to minimise) and the individual terms.
     """
@@ -248,6 +307,24 @@ def clip_losses(
     rgb = clips.flatten(0, 1).permute(0, 3, 1, 2).float() / 255.0
     lab = rgb_to_lab(rgb)  # (B*T, 3, H, W)
     clean = lab_to_input(lab).reshape(B, T, 3, H, W)
+    if config.objective == "distill":
+        if teacher is None:
+            raise ValueError("the distill objective needs a teacher network")
+        inputs = augment_input(clean, rng, jitter_only(config)).flatten(0, 1)
+        with torch.no_grad():
+            target = teacher.eval()(inputs)
+        feats = net(inputs)
+        if target.shape != feats.shape:
+            raise ValueError(
+                f"student output {tuple(feats.shape)} does not match the teacher's "
+                f"{tuple(target.shape)} (same stride and dim needed)"
+            )
+        student_u = F.normalize(feats, dim=1).reshape(B, T, *feats.shape[1:])
+        teacher_u = F.normalize(target, dim=1).reshape(B, T, *target.shape[1:])
+        feature = feature_distill_loss(feats, target)
+        affinity = affinity_distill_loss(student_u, teacher_u, config.distill_temperature)
+        loss = config.distill_feature_weight * feature + config.distill_affinity_weight * affinity
+        return {"feature": feature, "affinity": affinity, "loss": loss}
     inputs = augment_input(clean, rng, config)
     feats = net(inputs.flatten(0, 1))
     feats = feats.reshape(B, T, *feats.shape[1:])
@@ -268,10 +345,13 @@ def clip_losses(
 __all__ = [
     "OBJECTIVES",
     "ObjectiveConfig",
+    "affinity_distill_loss",
+    "affinity_logits",
     "augment_input",
     "clip_losses",
     "colorization_loss",
     "crw_loss",
+    "feature_distill_loss",
     "fit_ab_clusters",
     "kmeans",
     "soft_colour_labels",

@@ -5,6 +5,11 @@ Files written for ``out = path/to/model.pt``:
   training config, the ab colour centroids, the command, the step count and the wall time.
 - ``model.state.pt``: optimizer state, step, wall time and the sampler RNG state (for ``--resume``).
 - ``model.json``: the same config + progress as readable JSON.
+
+With the ``distill`` objective the frozen teacher checkpoint is ``TrainConfig.teacher``: the
+student starts from the teacher's weights wherever a parameter has the same name and shape
+(``init_from_teacher``), and its checkpoint takes the teacher's colour centroids (used by
+test-time adaptation) and records the teacher's path and weights hash (checked on resume).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from tqdm import tqdm
 
 from tracker_core.errors import ModelError
 from tracker_core.nets import NetConfig, TrackNet, load_net, save_net
+from tracker_core.runtime import weights_hash
 from tracker_core.train.data import (
     CacheConfig,
     ClipBank,
@@ -40,6 +46,8 @@ class TrainConfig:
 
     ``lab_weight`` does not affect training: it is recorded in the checkpoint meta as the
     recommended weight of the Lab colour fused with the learned features at inference.
+    ``teacher`` (a checkpoint path) and ``init_from_teacher`` are used by the ``distill``
+    objective only.
     """
 
     steps: int = 3000
@@ -57,6 +65,8 @@ class TrainConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    teacher: str = ""
+    init_from_teacher: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly nested dict."""
@@ -126,10 +136,11 @@ def train_step(
     centroids: torch.Tensor,
     config: ObjectiveConfig,
     rng: np.random.Generator,
+    teacher: TrackNet | None = None,
 ) -> dict[str, float]:
     """One optimisation step on a (B, T, H, W, 3) uint8 clip batch; returns the loss terms."""
     net.train()
-    terms = clip_losses(net, clips, centroids, config, rng)
+    terms = clip_losses(net, clips, centroids, config, rng, teacher=teacher)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -150,6 +161,7 @@ def save_training(
     centroids: np.ndarray,
     config: TrainConfig,
     progress: dict[str, Any],
+    teacher_hash: str | None = None,
 ) -> None:
     """Write the checkpoint, its resume state and its JSON config (see module docstring)."""
     meta = {
@@ -160,6 +172,8 @@ def save_training(
         "lab_weight": config.lab_weight,
         **progress,
     }
+    if teacher_hash is not None:
+        meta["teacher"] = {"path": config.teacher, "weights_sha256": teacher_hash}
     save_net(out, net, meta)
     state = {
         "optimizer": optimizer.state_dict(),
@@ -171,6 +185,25 @@ def save_training(
     torch.save(state, tmp)
     tmp.replace(state_path(out))
     config_path(out).write_text(json.dumps(meta | {"ab_centroids": centroids.tolist()}, indent=2))
+
+
+def load_teacher(path: str | Path, device: torch.device) -> tuple[TrackNet, dict[str, Any]]:
+    """The frozen teacher network (eval mode, no gradients) and its meta."""
+    if not str(path):
+        raise ModelError("the distill objective needs a teacher checkpoint (--teacher)")
+    teacher, meta = load_net(path, map_location=str(device))
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    return teacher.eval(), meta
+
+
+def init_from(student: TrackNet, teacher: TrackNet) -> list[str]:
+    """Copy every teacher tensor whose name and shape match into ``student``; returns the names."""
+    source = teacher.state_dict()
+    state = student.state_dict()
+    copied = [k for k, v in state.items() if k in source and source[k].shape == v.shape]
+    student.load_state_dict(state | {k: source[k].clone() for k in copied})
+    return copied
 
 
 def _resume(resume: Path, device: torch.device) -> tuple[TrackNet, dict[str, Any], dict[str, Any]]:
@@ -205,9 +238,13 @@ def train(
     for ``steps``, ``ckpt_every`` and ``lab_weight``, taken from ``config``).
     ``bank`` overrides ``roots`` (used by tests). ``stop_at`` ends the run early at that step
     (checkpointed) without changing the learning-rate schedule, so it can be resumed later.
+    With ``distill``, a resumed run reloads the recorded teacher (or ``config.teacher`` when set,
+    e.g. after the file moved) and refuses one whose weights differ from the recorded hash.
     """
     out = Path(out)
     torch_device = torch.device(device)
+    teacher: TrackNet | None = None
+    teacher_meta: dict[str, Any] = {}
     if resume is not None:
         net, meta, state = _resume(Path(resume), torch_device)
         config = replace(
@@ -215,7 +252,13 @@ def train(
             steps=config.steps,
             ckpt_every=config.ckpt_every,
             lab_weight=config.lab_weight,
+            teacher=config.teacher or TrainConfig.from_dict(meta["train_config"]).teacher,
         )
+        if config.objective.objective == "distill":
+            teacher, _ = load_teacher(config.teacher, torch_device)
+            recorded = meta.get("teacher", {}).get("weights_sha256")
+            if recorded is not None and recorded != weights_hash(teacher):
+                raise ModelError("teacher weights differ from the resumed run", config.teacher)
         rng = np.random.default_rng(config.seed)
         rng.bit_generator.state = json.loads(state["rng"])
         centroids = np.asarray(meta["ab_centroids"], dtype=np.float32)
@@ -227,13 +270,20 @@ def train(
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         net = TrackNet(config.net).to(torch_device)
-        optimizer = make_optimizer(net, config)
         start, wall, centroids, commands = 0, 0.0, None, [command]
+        if config.objective.objective == "distill":
+            teacher, teacher_meta = load_teacher(config.teacher, torch_device)
+            if config.init_from_teacher:
+                init_from(net, teacher)
+            if "ab_centroids" in teacher_meta:
+                centroids = np.asarray(teacher_meta["ab_centroids"], dtype=np.float32)
+        optimizer = make_optimizer(net, config)
     bank = bank if bank is not None else prepare_bank(roots, cache_dir, config.cache)
     if centroids is None:
         frames = iter_pixels(bank, rng, config.cluster_frames)
         centroids = fit_ab_clusters(frames, rng, config.num_clusters)
     centroids_t = torch.from_numpy(centroids).to(torch_device)
+    teacher_hash = weights_hash(teacher) if teacher is not None else None
     progress = {
         "steps": start,
         "wall_time_s": wall,
@@ -259,7 +309,7 @@ def train(
             group["lr"] = lr
         batch = sample_batch(rng, bank, config.sampler, config.batch_size)
         clips = torch.from_numpy(batch).to(torch_device)
-        losses = train_step(net, optimizer, clips, centroids_t, config.objective, rng)
+        losses = train_step(net, optimizer, clips, centroids_t, config.objective, rng, teacher)
         ema = {k: v if k not in ema else 0.98 * ema[k] + 0.02 * v for k, v in losses.items()}
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in ema.items()}, refresh=False)
@@ -270,10 +320,10 @@ def train(
                 "wall_time_s": wall + time.perf_counter() - tic,
                 "last_losses": dict(ema),
             }
-            save_training(out, net, optimizer, rng, centroids, config, progress)
+            save_training(out, net, optimizer, rng, centroids, config, progress, teacher_hash)
         if on_step is not None:
             on_step(StepReport(done, config.steps, losses, lr))
     bar.close()
     if start >= end:
-        save_training(out, net, optimizer, rng, centroids, config, progress)
+        save_training(out, net, optimizer, rng, centroids, config, progress, teacher_hash)
     return out
