@@ -184,7 +184,11 @@ def _square_run(frames, masks, max_work_height):
     ys, xs = np.nonzero(masks[0])
     centre = np.array([[xs.mean(), ys.mean(), 1.0]], np.float32)
     refs = {0: FrameLabels(mask=masks[0], keypoints={2: centre})}
-    cfg = PropagationConfig(radius=3, keyframe_radius=4, tile=4, max_work_height=max_work_height)
+    # top3 decoding: this checks the geometry of the work-size path; the soft-argmax "peak"
+    # decoding wanders inside the square's flat heat (6.8 px apart between the two sizes)
+    cfg = PropagationConfig(
+        radius=3, keyframe_radius=4, tile=4, max_work_height=max_work_height, keypoint_decode="top3"
+    )
     n = len(frames)
     return list(propagate(frames.__getitem__, 0, n, refs, {2: 1}, LabEncoder(stride=4), cfg))
 
