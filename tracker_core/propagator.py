@@ -7,7 +7,8 @@ one class added to :data:`PROPAGATORS`, a new preset one entry in :data:`PRESETS
 Presets (protocol settings on top of :class:`~tracker_core.propagate.PropagationConfig`):
 
 - ``fast`` (default): frame 0's neighbouring keyframes + the last 3 frames, radius 8 (keyframes
-  12), top-10. The speed targets in ``benchmarks/RESULTS.md`` are measured on it.
+  12), top-10; frames taller than 480 rows are matched at 480 rows (``max_work_height``) and
+  decoded at full size. The speed targets in ``benchmarks/RESULTS.md`` are measured on it.
 - ``accurate``: the last 7 frames in memory (1.3-1.4x the time per frame of ``fast``;
   dev / dev-b J&F 73.8 / 74.5 against 72.7 / 72.1).
 """
