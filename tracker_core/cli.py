@@ -48,7 +48,13 @@ PROTOCOL_OPTIONS = (
     "max_work_height",
 )
 # given only by the commands that have them (eval-keypoints)
-KEYPOINT_OPTIONS = ("keypoint_decode", "keypoint_window", "keypoint_sigma", "keypoint_mask_weight")
+KEYPOINT_OPTIONS = (
+    "keypoint_decode",
+    "keypoint_window",
+    "keypoint_sigma",
+    "keypoint_mask_weight",
+    "keypoint_n_recent",
+)
 
 
 def add_protocol_args(parser: argparse.ArgumentParser) -> None:
@@ -434,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--keypoint-mask-weight", type=float, help=f"0 = ignore the mask ({d.keypoint_mask_weight})"
+    )
+    g.add_argument(
+        "--keypoint-n-recent",
+        type=int,
+        help=f"recent frames in the joints' memory, 0 = --n-recent ({d.keypoint_n_recent})",
     )
     add_protocol_args(p)
     p.set_defaults(func=run_eval_keypoints)
