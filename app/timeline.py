@@ -495,8 +495,8 @@ class Timeline(QWidget):
             if not self._refresh_timer.isActive():
                 ms = PROPAGATE_REFRESH_MS if event.kind == "propagate" else REFRESH_MS
                 self._refresh_timer.start(ms)
-        elif event.kind == "propagate" and not self._refresh_timer.isActive():
-            self._refresh_timer.start(0)  # the run ended: show its last frames now
+        elif event.kind == "propagate":  # the run ended: show its last frames now
+            self._refresh_timer.start(0)
 
     def _on_frame(self, index: int) -> None:
         doc = self._doc
