@@ -20,9 +20,6 @@ _IMPORTED_AT = time.time()
 def main() -> int:
     """Dispatch on the executable's name; returns the exit status."""
     name = Path(sys.executable if getattr(sys, "frozen", False) else sys.argv[0]).stem
-    from tracker_core.launch import prepare_process
-
-    prepare_process()  # before torch loads (OpenMP wait policy)
     if name == "trackpaint":
         from tracker_core.cli import main as cli_main
 
