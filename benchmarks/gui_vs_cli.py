@@ -87,8 +87,12 @@ def run_arm(arm: str, omp: str, args: argparse.Namespace) -> dict[str, object]:
         cmd += ["--no-stall-timer"]  # its 100 wake-ups a second are the benchmark's, not the app's
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
     if omp == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif omp == "spin":  # libgomp's default spin count, not throttled when teams outnumber CPUs
+        env["OMP_WAIT_POLICY"] = "ACTIVE"
+        env["GOMP_SPINCOUNT"] = "300000"
     if arm == "gui" and env.get("DISPLAY"):  # under xvfb-run: a real X server, not offscreen
         env.setdefault("QT_QPA_PLATFORM", "xcb")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, env=env)
@@ -104,7 +108,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--frames", type=int, default=39, help="frames to propagate (<= 39)")
-    parser.add_argument("--omp", choices=("passive", "default", "both"), default="default")
+    parser.add_argument("--omp", choices=("passive", "default", "both", "spin"), default="default")
     parser.add_argument("--child-cli", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
