@@ -24,13 +24,12 @@ import torch
 
 from tracker_core.encoder import load_encoder
 from tracker_core.evaluate import (
-    ANNOTATIONS_DIR,
     FRAMES_DIR,
     evaluate_keypoints,
     expand_badja_paths,
+    ground_truth_lookup,
     load_badja,
 )
-from tracker_core.masks import load_mask
 from tracker_core.propagate import FeatureCache
 from tracker_core.propagator import load_propagator
 from tracker_core.video import VideoSource
@@ -96,12 +95,7 @@ def main() -> None:
     pooled: dict[str, np.ndarray] = {n: np.zeros((2, 2)) for n in names}  # alpha x (c, t)
     for path in seqs:
         name = path.stem
-        ann = root.joinpath(*ANNOTATIONS_DIR, name)
-
-        def gt_mask(frame: int, ann: Path = ann) -> np.ndarray | None:
-            file = ann / f"{frame:05d}.png"
-            return load_mask(file) if file.is_file() else None
-
+        gt_mask = ground_truth_lookup(root, name)
         with VideoSource.open(root.joinpath(*FRAMES_DIR, name)) as video:
             labelled = load_badja(path, (video.height, video.width))
             cache = FeatureCache(1024 * 2**20)

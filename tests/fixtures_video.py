@@ -91,6 +91,20 @@ def write_frame_folder(folder: Path, frames: list[np.ndarray], ext: str = ".png"
     return paths
 
 
+def write_davis_sequence(
+    root: Path, name: str, frames: list[np.ndarray], masks: list[np.ndarray]
+) -> None:
+    """A DAVIS-layout sequence: JPEG frames under ``JPEGImages/480p/<name>`` and the ``(H, W)``
+    uint8 masks as PNGs under ``Annotations/480p/<name>``, both numbered ``00000`` ..."""
+    from tracker_core.masks import write_indexed_png
+
+    write_frame_folder(root / "JPEGImages" / "480p" / name, frames, ext=".jpg")
+    folder = root / "Annotations" / "480p" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, mask in enumerate(masks):
+        write_indexed_png(folder / f"{i:05d}.png", mask)
+
+
 def write_video(
     path: Path, frames: list[np.ndarray], fourcc: str = "MJPG", fps: float = 25.0
 ) -> Path:

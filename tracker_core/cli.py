@@ -255,13 +255,12 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_eval_keypoints(args: argparse.Namespace) -> int:
     """PCK@0.1 / @0.2 on BADJA-format JSON files, frames (and masks) from a DAVIS root."""
     from tracker_core.evaluate import (
-        ANNOTATIONS_DIR,
         FRAMES_DIR,
         evaluate_keypoints,
         expand_badja_paths,
+        ground_truth_lookup,
         load_badja,
     )
-    from tracker_core.masks import load_mask
 
     propagator = propagator_from_args(args)
     expanded = expand_badja_paths([Path(p) for p in args.badja])
@@ -273,12 +272,7 @@ def run_eval_keypoints(args: argparse.Namespace) -> int:
     pooled = {(a, r): [0, 0] for a in (0.1, 0.2) for r in ("box", "area")}
     for path in expanded:
         name = path.stem
-        ann = root.joinpath(*ANNOTATIONS_DIR, name)
-
-        def gt_mask(frame: int, ann: Path = ann) -> np.ndarray | None:
-            file = ann / f"{frame:05d}.png"
-            return load_mask(file) if file.is_file() else None
-
+        gt_mask = ground_truth_lookup(root, name)
         with VideoSource.open(root.joinpath(*FRAMES_DIR, name)) as video:
             labelled = load_badja(path, (video.height, video.width))
             start = None if args.no_mask else gt_mask(labelled[0].frame)

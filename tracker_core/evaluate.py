@@ -234,6 +234,18 @@ def load_ground_truth(root: Path, name: str) -> list[np.ndarray]:
     return [load_mask(p) for p in files]
 
 
+def ground_truth_lookup(root: Path, name: str) -> Callable[[int], np.ndarray | None]:
+    """Frame index -> the DAVIS sequence's (H, W) uint8 id mask ``NNNNN.png``, or None where
+    that frame has no annotation (BADJA sequences are scored on DAVIS frames)."""
+    folder = root.joinpath(*ANNOTATIONS_DIR, name)
+
+    def mask(frame: int) -> np.ndarray | None:
+        file = folder / f"{frame:05d}.png"
+        return load_mask(file) if file.is_file() else None
+
+    return mask
+
+
 def frame_jaccard(pred: np.ndarray, gt: np.ndarray, ids: Sequence[int]) -> float:
     """Mean J over the objects ``ids`` of one frame's (H, W) id masks (1.0 without objects)."""
     if not len(ids):

@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_video import make_moving_square_frames, write_frame_folder
+from tests.fixtures_video import (
+    make_moving_square_frames,
+    write_davis_sequence,
+    write_frame_folder,
+)
 from tracker_core.cli import main
 from tracker_core.evaluate import jaccard
 from tracker_core.labels import FrameLabels, ObjectSpec
@@ -99,11 +103,8 @@ def test_unwritable_output_and_missing_video_fail_cleanly(clip, tmp_path, capsys
 def test_eval_with_corrections_on_a_tiny_davis_layout(tmp_path, capsys, pick):
     frames, masks = make_moving_square_frames(n=10, h=64, w=96)
     root = tmp_path / "davis"
-    write_frame_folder(root / "JPEGImages" / "480p" / "square", frames, ext=".jpg")
-    for i, m in enumerate(masks):
-        path = root / "Annotations" / "480p" / "square" / f"{i:05d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_indexed_png(path, m * 255 if i % 2 else m)  # both 0/255 and indexed masks load
+    mixed = [m * 255 if i % 2 else m for i, m in enumerate(masks)]  # 0/255 and indexed both load
+    write_davis_sequence(root, "square", frames, mixed)
     code, out, _ = run(["eval", str(root), "--corrections", "2", "--pick", pick, *FAST], capsys)
     assert code == 0
     assert "square" in out and "J&F after 2 corrections" in out

@@ -7,11 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from tests.fixtures_video import make_moving_square_frames, write_frame_folder
+from tests.fixtures_video import (
+    make_moving_square_frames,
+    write_davis_sequence,
+)
 from tracker_core.cli import main
 from tracker_core.encoder import LabEncoder
 from tracker_core.evaluate import frame_jaccard, propagate_with_corrections
-from tracker_core.masks import write_indexed_png
 from tracker_core.propagate import PropagationConfig
 from tracker_core.propagator import AffinityPropagator
 
@@ -48,11 +50,7 @@ def test_corrections_until_every_frame_reaches_the_bar(pick):
 def test_eval_until_reports_corrections_per_100_frames(tmp_path, capsys):
     frames, masks = make_moving_square_frames(n=10, h=64, w=96)
     root = tmp_path / "davis"
-    write_frame_folder(root / "JPEGImages" / "480p" / "square", frames, ext=".jpg")
-    for i, m in enumerate(masks):
-        path = root / "Annotations" / "480p" / "square" / f"{i:05d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_indexed_png(path, m * 255)
+    write_davis_sequence(root, "square", frames, [m * 255 for m in masks])
     weak = ["--model", "lab", "--radius", "1", "--keyframe-radius", "1", "--n-recent", "1"]
     args = ["eval", str(root), "--until", "0.85", "--pick", "confidence", *weak]
     assert main(args) == 0
