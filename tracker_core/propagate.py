@@ -507,26 +507,29 @@ def _query_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
     return cells.reshape(th, tw, tile * tile, c)
 
 
-def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile: int) -> Reference:
-    """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
-    inside = _inside(tuple(feats.shape[1:]), tile, radius)  # (nT, 1, W)
+def _label_windows(
+    labels: torch.Tensor, tile: int, radius: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The label part of a reference: labels (K, h, w) -> (value bands, lo, hi), where lo / hi
+    (nT, K) are each tile window's per-channel minimum / maximum over cells on the grid."""
+    inside = _inside(tuple(labels.shape[1:]), tile, radius)  # (nT, 1, W)
     vals = _tiles(labels, tile, radius)  # (nT, K, W)
     hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
     lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
+    return _bands(labels, tile, radius), lo, hi
+
+
+def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile: int) -> Reference:
+    """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
+    values, lo, hi = _label_windows(labels, tile, radius)
     bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
     keys = _bands(torch.cat([feats, bias]), tile, radius, last_fill=float("-inf"))
-    return Reference(keys, _bands(labels, tile, radius), lo, hi, radius, tile)
+    return Reference(keys, values, lo, hi, radius, tile)
 
 
 def relabel(ref: Reference, labels: torch.Tensor) -> Reference:
-    """The same reference frame (its keys shared, not copied) with other labels (K', h, w);
-    the label part of :func:`make_reference`."""
-    tile, radius = ref.tile, ref.radius
-    inside = _tiles(torch.ones(1, *labels.shape[1:]), tile, radius) > 0  # (nT, 1, W)
-    vals = _tiles(labels, tile, radius)  # (nT, K, W)
-    hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
-    lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
-    return Reference(ref.keys, _bands(labels, tile, radius), lo, hi, radius, tile)
+    """The same reference frame (its keys shared, not copied) with other labels (K', h, w)."""
+    return Reference(ref.keys, *_label_windows(labels, ref.tile, ref.radius), ref.radius, ref.tile)
 
 
 def _copy_run(
