@@ -660,15 +660,15 @@ class SmartSelector:
                     cost_bg = np.minimum(cost_bg, own)
         length = cfg.local_len * math.hypot(h, w)
         flip = np.where(np.isfinite(geo), cfg.local_geo * geo / length, np.inf)
-        if click.positive:
-            cost_fg = cost_fg + np.minimum(flip, 1e3)
-        else:
-            cost_bg = cost_bg + np.minimum(flip, 1e3)
         free = region & np.isfinite(geo)
         hard_fg = (previous & ~free) | ev.hard_fg
         hard_bg = (~previous & ~free) | ev.hard_bg
-        hard_fg |= seed if click.positive else False
-        hard_bg |= seed if not click.positive else False
+        if click.positive:
+            cost_fg = cost_fg + np.minimum(flip, 1e3)
+            hard_fg |= seed
+        else:
+            cost_bg = cost_bg + np.minimum(flip, 1e3)
+            hard_bg |= seed
         return graph_cut(cost_fg, cost_bg, lvl.edges, hard_fg & ~hard_bg, hard_bg)
 
     def _geodesic(self, region: np.ndarray, seed: np.ndarray) -> np.ndarray:
