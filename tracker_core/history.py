@@ -57,11 +57,30 @@ class Step:
     open: bool = False
     pushed: bool = False
     dropped: bool = False
+    _frame_bytes: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._frame_bytes = sum(f.nbytes for f in self.frames.values())
 
     @property
     def nbytes(self) -> int:
-        """Approximate memory held: the stored frames plus a small fixed cost per entry."""
-        return 128 + sum(f.nbytes for f in self.frames.values()) + 16 * len(self.states)
+        """Approximate memory held: the stored frames plus a small fixed cost per entry. Kept
+        as a running count (frames are added with :meth:`add_frame`), so a long propagation run
+        costs O(1) per frame to account for, not a re-sum of everything it stored."""
+        return 128 + self._frame_bytes + 16 * len(self.states)
+
+    def add_frame(self, frame: int, stored: StoredFrame) -> None:
+        """Keep ``stored`` as ``frame``'s previous content (replacing any earlier entry)."""
+        old = self.frames.get(frame)
+        if old is not None:
+            self._frame_bytes -= old.nbytes
+        self.frames[frame] = stored
+        self._frame_bytes += stored.nbytes
+
+    def drop_frames(self) -> None:
+        """Forget every stored frame."""
+        self.frames.clear()
+        self._frame_bytes = 0
 
 
 class History:
@@ -156,10 +175,10 @@ class History:
         if not step.pushed:
             step.pushed = True
             self.push(step)
-        step.frames[frame] = stored()
+        step.add_frame(frame, stored())
         if step.nbytes > self._limits.max_bytes:
             step.dropped = True
-            step.frames.clear()
+            step.drop_frames()
             self.clear()
         self._trim()
 

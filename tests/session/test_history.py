@@ -120,3 +120,24 @@ def test_limits_must_be_positive() -> None:
         HistoryLimits(max_steps=0)
     with pytest.raises(ValueError):
         HistoryLimits(max_bytes=0)
+
+
+def test_a_long_run_accounts_its_bytes_in_linear_time() -> None:
+    """Recording frame n of a run must not re-sum the n-1 frames before it (O(n^2) per run)."""
+    reads = [0]
+
+    class Counted(StoredFrame):
+        @property
+        def nbytes(self) -> int:
+            reads[0] += 1
+            return 100
+
+    history = History()
+    step = history.open_step("Propagate")
+    n = 400
+    for i in range(n):
+        history.record_frame(step, i, lambda: Counted(mask_png=b""))
+    assert step.nbytes == 128 + 100 * n
+    assert reads[0] <= 2 * n  # the old re-summing read ~n^2/2 = 80,000 times
+    history.close(step)
+    assert history.can_undo and history.nbytes == 128 + 100 * n
