@@ -253,7 +253,11 @@ def load_net(path: str | Path, map_location: str = "cpu") -> tuple[TrackNet, dic
         raise ModelError(f"not a Trackpaint checkpoint (needs keys {CHECKPOINT_KEYS})", path)
     try:
         net = build_net(payload["arch"], payload["arch_config"])
-        net.load_state_dict(payload["state_dict"])
+        # assign: the loaded tensors become the parameters instead of being copied into them.
+        # Copying large tensors runs an OpenMP parallel region on the calling thread, and in the
+        # GUI that is the GUI thread: its idle OpenMP team then makes libgomp throttle the
+        # propagation worker's spin-waiting (more OpenMP threads than CPUs), ~1.3x per frame.
+        net.load_state_dict(payload["state_dict"], assign=True)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise ModelError(f"checkpoint does not match its architecture: {exc}", path) from exc
     net.to(map_location)

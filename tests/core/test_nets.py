@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +76,29 @@ def test_load_errors(tmp_path) -> None:
     torch.save({"arch": "nope", "arch_config": {}, "state_dict": {}, "meta": {}}, tmp_path / "a.pt")
     with pytest.raises(ModelError):
         load_net(tmp_path / "a.pt")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts Linux threads")
+def test_loading_runs_no_openmp_team_on_the_calling_thread(tmp_path) -> None:
+    """The GUI loads models on its own thread: copying large weights there would leave an idle
+    OpenMP team behind it, and libgomp then throttles the propagation worker's spin-waiting
+    (more OpenMP threads than CPUs). Loading assigns the tensors instead: no thread appears."""
+    save_net(tmp_path / "m.pt", TrackNet(NetConfig(widths=(8, 16, 256), blocks=(0, 0, 1))), {})
+    code = (
+        "import os, sys, torch\n"
+        "torch.set_num_threads(2)\n"
+        "from tracker_core.nets import load_net\n"
+        "n0 = len(os.listdir('/proc/self/task'))\n"
+        "net, _ = load_net(sys.argv[1])\n"
+        "big = max(p.numel() for p in net.parameters())\n"
+        "print(big, len(os.listdir('/proc/self/task')) - n0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.pt")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    assert int(out[0]) > 32768  # large enough for torch to copy it in parallel
+    assert int(out[1]) == 0
