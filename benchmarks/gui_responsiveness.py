@@ -38,6 +38,12 @@ def parse_args() -> argparse.Namespace:
         help="no 10 ms timer during the run (throughput only: the timer costs GUI-thread CPU)",
     )
     parser.add_argument("--no-follow", action="store_true", help="View > Follow off during the run")
+    parser.add_argument(
+        "--gui-thread-team",
+        action="store_true",
+        help="run one parallel torch op on the GUI thread first, leaving an idle OpenMP team "
+        "there (what loading a model did before load_net assigned its tensors)",
+    )
     parser.add_argument("--profile", type=Path, help="cProfile the GUI thread into this file")
     parser.add_argument(
         "--idle-seconds",
@@ -99,6 +105,8 @@ def main() -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.gui_thread_team:
+        torch.empty(1 << 20).copy_(torch.ones(1 << 20))  # > torch's grain size: parallel
     app = make_application([])
     # never block on a question; a private recovery folder, so the user's autosaves are not seen
     QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.No)

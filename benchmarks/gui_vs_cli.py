@@ -1,7 +1,8 @@
 """GUI vs CLI propagation throughput on the same clip, interleaved A/B in one session.
 
     xvfb-run -a .venv/bin/python benchmarks/gui_vs_cli.py --repeats 3 --threads 2 --precision int8
-        [--frames 39] [--omp passive|default|both]
+        [--frames 39] [--omp passive|default|both|spin|countN[,...]] [--arms cli,gui,guiteam]
+        [--busy N]
 
 Each round runs, as separate processes one after the other, the CLI arm (``trackpaint
 propagate``'s code path: :func:`tracker_core.cli.propagator_from_args` +
@@ -11,7 +12,11 @@ thread, the view following), on the first ``--frames`` + 1 frames of the bear sa
 alternates between rounds. ``--omp`` picks the OpenMP wait policy of the children: ``passive``
 (``OMP_WAIT_POLICY=PASSIVE``: helps only on an overloaded machine, +36 % ms/frame on a quiet
 one, so Trackpaint does not set it), ``default`` (unset: libgomp's spinning) or ``both`` (each round
-runs the two arms under each). Both report the mean compute
+runs the two arms under each), ``spin`` (ACTIVE, 300,000 rounds, never throttled) or ``countN``
+(``GOMP_SPINCOUNT=N``); a comma list runs each. ``--arms guiteam`` adds the GUI with an idle
+OpenMP team left on its GUI thread (as loading a model did before ``load_net`` assigned its
+tensors: libgomp then throttles the worker's spin to 100 rounds). ``--busy N`` runs N busy-loop
+processes throughout (a reproducible loaded machine). Every arm reports the mean compute
 ms/frame (warm-up excluded, as the status bar and the CLI print it) and the process CPU time per
 frame from the first propagated frame to the end (so model loading and warm-up are left out of
 both); the GUI arm also reports its GUI thread's share. The 1-minute load average is printed
@@ -85,6 +90,8 @@ def run_arm(arm: str, omp: str, args: argparse.Namespace) -> dict[str, object]:
         script = ROOT / "benchmarks" / "gui_responsiveness.py"
         cmd = [py, str(script), "--frames", str(args.frames), "--idle-seconds", "0", *common]
         cmd += ["--no-stall-timer"]  # its 100 wake-ups a second are the benchmark's, not the app's
+        if arm == "guiteam":
+            cmd += ["--gui-thread-team"]
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("GOMP_SPINCOUNT", None)
@@ -93,6 +100,8 @@ def run_arm(arm: str, omp: str, args: argparse.Namespace) -> dict[str, object]:
     elif omp == "spin":  # libgomp's default spin count, not throttled when teams outnumber CPUs
         env["OMP_WAIT_POLICY"] = "ACTIVE"
         env["GOMP_SPINCOUNT"] = "300000"
+    elif omp.startswith("count"):  # e.g. count20000: GOMP_SPINCOUNT=20000, policy unset
+        env["GOMP_SPINCOUNT"] = omp.removeprefix("count")
     if arm == "gui" and env.get("DISPLAY"):  # under xvfb-run: a real X server, not offscreen
         env.setdefault("QT_QPA_PLATFORM", "xcb")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, env=env)
@@ -108,7 +117,22 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--frames", type=int, default=39, help="frames to propagate (<= 39)")
-    parser.add_argument("--omp", choices=("passive", "default", "both", "spin"), default="default")
+    parser.add_argument(
+        "--omp",
+        default="default",
+        help="passive | default | both | spin | countN (GOMP_SPINCOUNT=N); a comma list runs each",
+    )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="run this many busy-loop processes during every arm (a reproducible loaded machine)",
+    )
+    parser.add_argument(
+        "--arms",
+        default="cli,gui",
+        help="cli, gui, guiteam (the GUI with an idle OpenMP team on its GUI thread, as before)",
+    )
     parser.add_argument("--child-cli", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -116,23 +140,51 @@ def main() -> int:
         print(json.dumps(cli_child(args.threads, args.precision, args.frames)))
         return 0
     keys = ("ms_per_frame", "steady_cpu_ms_per_frame", "gui_thread_cpu_ms_per_frame")
-    policies = ("passive", "default") if args.omp == "both" else (args.omp,)
+    policies = ("passive", "default") if args.omp == "both" else tuple(args.omp.split(","))
     rows: dict[str, list[dict[str, object]]] = {}
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        run_rounds(args, policies, rows, keys)
+    finally:
+        for proc in busy:
+            proc.kill()
+    summarise(policies, rows, keys)
+    return 0
+
+
+def run_rounds(
+    args: argparse.Namespace,
+    policies: tuple[str, ...],
+    rows: dict[str, list[dict[str, object]]],
+    keys: tuple[str, ...],
+) -> None:
+    """``--repeats`` rounds of every (arm, policy), the order alternating between rounds."""
     for r in range(args.repeats):
-        order = [(a, o) for o in policies for a in ("cli", "gui")]
+        order = [(a, o) for o in policies for a in args.arms.split(",")]
         for arm, omp in order if r % 2 == 0 else order[::-1]:
             res = run_arm(arm, omp, args)
             rows.setdefault(f"{arm}/{omp}", []).append(res)
             shown = {k: res[k] for k in (*keys, "frames", "load_1min_start_end") if k in res}
             print(f"round {r + 1} {arm}/{omp}: {json.dumps(shown)}", flush=True)
+
+
+def summarise(
+    policies: tuple[str, ...], rows: dict[str, list[dict[str, object]]], keys: tuple[str, ...]
+) -> None:
+    """Median per arm and policy, and the GUI / CLI ratio."""
     for omp in policies:
         for key in keys[:2]:
-            cli = sorted(float(x[key]) for x in rows[f"cli/{omp}"])
-            gui = sorted(float(x[key]) for x in rows[f"gui/{omp}"])
-            mid_c, mid_g = cli[len(cli) // 2], gui[len(gui) // 2]
-            ratio = mid_g / mid_c
-            print(f"{omp}: median {key}: cli {mid_c:.1f}  gui {mid_g:.1f}  gui/cli {ratio:.2f}")
-    return 0
+            mids = {}
+            for arm in ("cli", "gui", "guiteam"):
+                if f"{arm}/{omp}" in rows:
+                    vals = sorted(float(x[key]) for x in rows[f"{arm}/{omp}"])
+                    mids[arm] = vals[len(vals) // 2]
+            line = "  ".join(f"{a} {v:.1f}" for a, v in mids.items())
+            if "cli" in mids:
+                line += "  " + "  ".join(
+                    f"{a}/cli {v / mids['cli']:.2f}" for a, v in mids.items() if a != "cli"
+                )
+            print(f"{omp}: median {key}: {line}")
 
 
 if __name__ == "__main__":
