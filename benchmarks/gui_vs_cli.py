@@ -9,18 +9,19 @@ propagate``'s code path: :func:`tracker_core.cli.propagator_from_args` +
 :func:`tracker_core.prelabel.prelabel_video`, masks written to a temporary folder) and the GUI
 arm (``benchmarks/gui_responsiveness.py``: the real main window, propagation on the worker
 thread, the view following), on the first ``--frames`` + 1 frames of the bear sample. The order
-alternates between rounds. ``--omp`` picks the OpenMP wait policy of the children: ``passive``
-(``OMP_WAIT_POLICY=PASSIVE``: helps only on an overloaded machine, +36 % ms/frame on a quiet
-one, so Trackpaint does not set it), ``default`` (unset: libgomp's spinning) or ``both`` (each round
-runs the two arms under each), ``spin`` (ACTIVE, 300,000 rounds, never throttled) or ``countN``
-(``GOMP_SPINCOUNT=N``); a comma list runs each. ``--arms guiteam`` adds the GUI with an idle
-OpenMP team left on its GUI thread (as loading a model did before ``load_net`` assigned its
-tensors: libgomp then throttles the worker's spin to 100 rounds). ``--busy N`` runs N busy-loop
-processes throughout (a reproducible loaded machine). Every arm reports the mean compute
-ms/frame (warm-up excluded, as the status bar and the CLI print it) and the process CPU time per
-frame from the first propagated frame to the end (so model loading and warm-up are left out of
-both); the GUI arm also reports its GUI thread's share. The 1-minute load average is printed
-with every run: on a shared machine compare the two arms of one round, not rounds.
+alternates between rounds. ``--omp`` picks the OpenMP wait policy of the children, a comma
+list runs each: ``passive`` (``OMP_WAIT_POLICY=PASSIVE``: helps only on an overloaded machine,
++36 % ms/frame on a quiet one, so Trackpaint does not set it); ``default`` (nothing set here, so
+Trackpaint's own ``GOMP_SPINCOUNT=20000`` from ``tracker_core/__init__.py``); ``countN``
+(``GOMP_SPINCOUNT=N``; libgomp's own default is ``count300000``); ``spin`` (ACTIVE, 300,000
+rounds, never throttled); ``both`` (passive and default). ``--arms guiteam`` adds the GUI with
+an idle OpenMP team left on its GUI thread (as loading a model did before ``load_net``
+assigned its tensors: libgomp then throttles the worker's spin to 100 rounds). ``--busy N``
+runs N busy-loop processes throughout (a reproducible loaded machine). Every arm reports the
+mean compute ms/frame (warm-up excluded, as the status bar and the CLI print it) and the process
+CPU time per frame from the first propagated frame to the end (so model loading and warm-up are
+left out of both); the GUI arms also report their GUI thread's share. The 1-minute load
+average is printed with every run: on a shared machine compare the arms of one round.
 """
 
 from __future__ import annotations
