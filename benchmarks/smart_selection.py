@@ -133,10 +133,18 @@ def grabcut_crop_method(cfg: SelectionConfig, iterations: int = 5, radius: int =
 
 
 def ours_method(cfg: SelectionConfig) -> Method:
-    """:class:`tracker_core.selection.SmartSelector` (Lab colour)."""
+    """:class:`tracker_core.selection.SmartSelector` (Lab colour; with ``enc_weight`` > 0 also
+    the bundled encoder's features of the frame, computed inside the box interaction)."""
+    encoder = None
+    if cfg.enc_weight > 0:
+        from tracker_core.encoder import load_encoder
+
+        encoder = load_encoder(lab_weight=0.0)
+        encoder.encode(np.zeros((64, 64, 3), np.uint8))  # warm up outside the timings
 
     def start(image: np.ndarray, box: Box) -> Interactor:
-        selector = SmartSelector(image, box, cfg)
+        emb = None if encoder is None else encoder.encode(image).numpy()
+        selector = SmartSelector(image, box, cfg, embedding=emb)
         return lambda clicks: selector.update(clicks)
 
     return start
