@@ -22,8 +22,11 @@ every setting tried, including the ones that lost):
   there costs ``local_geo`` per ``local_len`` of edge-aware geodesic distance from the click,
   and the clicked side may also be explained by the colours geodesically near the click
   (``local_model``), so a click on a part the global colour model misjudges still takes it.
-  The previous ``"global"`` mode re-cuts the whole box with every click (``stick`` keeps
-  pixels far from the clicks), where one click often undid others far away.
+  A click's hard seed and colour samples shrink with its distance to the label it asks for
+  (``click_fit``): a click in a sliver two pixels wide must not seed the far side of the
+  boundary it is aimed at. The previous ``"global"`` mode re-cuts the whole box with every
+  click (``stick`` keeps pixels far from the clicks), where one click often undid others far
+  away.
 
 Pure numpy / OpenCV / SciPy (max-flow: :func:`scipy.sparse.csgraph.maximum_flow`; PyMaxflow's
 Boykov-Kolmogorov solver was 4-10x faster on these graphs but is GPL). Coordinates are
@@ -96,27 +99,8 @@ class SelectionConfig:
     # mixture of the colours geodesically within `local_sample` working px of the click, at
     # this many nats extra
     local_sample: float = 16.0
-    enc_weight: float = 0.0
-    enc_tau: float = 0.05
-    enc_k: int = 3
-    local_reach: float = 0.0
-    local_cap: float = 0.0
-    local_depth: float = 0.0
-    click_fit: float = 0.0
-    fit_sample: bool = False
-    fit_min: float = 4.0
-    thin_width: float = 0.0  # > 0: a local click is first tried at image resolution in a window
-    # around it; when what that flips is at most this many working px in half-width (a part the
-    # working crop cannot hold: a wire, a leg, a pole), that result is kept instead
-    thin_reach: float = 24.0  # the window's half-side (working px) ...
-    thin_max_reach: int = 96  # ... at most this many image px
-    thin_seed: float = 1.0  # its hard seed: a disk of this radius (image px)
-    thin_mode: str = "flood"
-    thin_gamma: float = 1.0
-    thin_band: float = 2.0
-    thin_sample: float = 12.0
-    thin_edge: float = 16.0  # flood step cost: 1 + this * (colour distance / median)^2 ...
-    thin_len: float = 1.0  # ... up to this fraction of the window's half-side
+    click_fit: float = 1.0  # local clicks: the seed (and its colour samples) shrink to at most
+    # this many times the click's distance (image px) to the label it asks for
 
     def __post_init__(self) -> None:
         if self.fg_bias < 0:
@@ -398,7 +382,6 @@ class _Level:
     inside: np.ndarray
     edges: np.ndarray
     factor: float
-    emb: np.ndarray | None = None  # (h, w, E) unit embedding vectors, when given
 
     @property
     def flat(self) -> np.ndarray:
@@ -456,7 +439,6 @@ class SmartSelector:
         cfg: SelectionConfig | None = None,
         features: FeatureFn = lab_features,
         initial: np.ndarray | None = None,
-        embedding: np.ndarray | None = None,
     ) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape}")
@@ -498,23 +480,6 @@ class SmartSelector:
         self._coarse.factor = cw / w
         ring = z_all[~in_crop]
         self._ring = ring[:: max(1, len(ring) // cfg.ring_samples)]
-        self._efg: np.ndarray | None = None  # embedding prototypes (K, D), fg / bg
-        self._ebg: np.ndarray | None = None
-        self._ring_emb: np.ndarray | None = None
-        if embedding is not None and cfg.enc_weight > 0:
-            e_all = sample_embedding(embedding, outer, hw)
-            e = np.ascontiguousarray(e_all[self._rows, self._cols])
-            self._fine.emb = e
-            ec = np.concatenate(
-                [
-                    cv2.resize(e[..., i : i + 4], (cw, ch), interpolation=cv2.INTER_AREA)
-                    for i in range(0, e.shape[2], 4)
-                ],
-                axis=-1,
-            )
-            self._coarse.emb = ec / np.maximum(np.linalg.norm(ec, axis=-1, keepdims=True), 1e-6)
-            ring_e = e_all[~in_crop]
-            self._ring_emb = ring_e[:: max(1, len(ring_e) // cfg.ring_samples)]
         self._fg: Gmm | None = None
         self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
@@ -526,10 +491,6 @@ class SmartSelector:
         oh_px, ow_px = outer.y1 - outer.y0, outer.x1 - outer.x0
         self._in_box = np.zeros((oh_px, ow_px), bool)  # the box, image px of the outer window
         self._in_box[y0 - outer.y0 : y1 - outer.y0, x0 - outer.x0 : x1 - outer.x0] = True
-        # Image-resolution corrections of thin clicks (outer window, image px): forced fg / bg.
-        self._add = np.zeros((oh_px, ow_px), bool)
-        self._cut = np.zeros((oh_px, ow_px), bool)
-        self._thin: list[bool] = []  # per applied click: was it applied at image resolution
         self._sizes: list[float] = []  # per applied click: its seed size (1 = click_radius)
         if initial is not None:
             sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
@@ -599,12 +560,6 @@ class SmartSelector:
         cost_fg = -gmm_loglik(self._fg, level.flat).reshape(h, w) - np.maximum(ev.prior, 0)
         cost_fg += self.cfg.fg_bias
         cost_bg = -gmm_loglik(self._bg, level.flat).reshape(h, w) - np.maximum(-ev.prior, 0)
-        if level.emb is not None and self._efg is not None and self._ebg is not None:
-            ef = level.emb.reshape(-1, level.emb.shape[2])
-            d = ((ef @ self._efg.T).max(1) - (ef @ self._ebg.T).max(1)) / self.cfg.enc_tau
-            d = d.reshape(h, w)
-            cost_fg += self.cfg.enc_weight * np.logaddexp(0, -d)  # -log sigmoid(d)
-            cost_bg += self.cfg.enc_weight * np.logaddexp(0, d)
         if previous is not None and self.cfg.stick > 0:
             keep = self.cfg.stick * (1 - ev.near)
             cost_fg += keep * ~previous
@@ -621,9 +576,7 @@ class SmartSelector:
                 self.update(())  # the box cut first; the clicks then apply to it one by one
             return self._to_full(self._local_update(clicks))
         if cfg.click_mode == "local" and self._box_mask is not None:  # no clicks (any more)
-            self._mask, self._applied, self._thin = self._box_mask, [], []
-            self._sizes = []
-            self._add[:], self._cut[:] = False, False
+            self._mask, self._applied, self._sizes = self._box_mask, [], []
             self._fg, self._bg = self._box_models
             return self._to_full(self._mask)
         lvl = self._coarse
@@ -646,12 +599,6 @@ class SmartSelector:
                 fg_x, fg_w = flat[inside.ravel()], None
             self._fg = fit_gmm(fg_x, cfg.components, fg_w, self._fg)
             self._bg = fit_gmm(bg_x, cfg.components, bg_w, self._bg)
-            if lvl.emb is not None and self._ring_emb is not None:
-                ef = lvl.emb.reshape(-1, lvl.emb.shape[2])
-                self._efg = prototypes(ef[fg_sel], cfg.enc_k)
-                self._ebg = prototypes(
-                    np.concatenate([ef[~mask.ravel()], self._ring_emb]), cfg.enc_k
-                )
             cost_fg, cost_bg = self._costs(lvl, ev, previous)
             new = graph_cut(cost_fg, cost_bg, lvl.edges, ev.hard_fg, ev.hard_bg)
             if np.array_equal(new, mask):
@@ -675,44 +622,25 @@ class SmartSelector:
 
     def _local_update(self, clicks: Sequence[Click]) -> np.ndarray:
         """Local click mode: apply the clicks not yet in the mask one by one (replaying from the
-        box result when the list is not an extension of the applied one). A click whose fix is
-        thinner than the working crop resolves (:meth:`_thin_click`) changes the image-resolution
-        corrections instead of the working mask."""
+        box result when the list is not an extension of the applied one)."""
         n = len(self._applied)
         if len(clicks) < n or list(clicks[:n]) != self._applied:
             assert self._box_mask is not None
-            self._mask, self._applied, self._thin, n = self._box_mask, [], [], 0
-            self._sizes = []
-            self._add[:], self._cut[:] = False, False
+            self._mask, self._applied, self._sizes, n = self._box_mask, [], [], 0
             self._fg, self._bg = self._box_models
         assert self._mask is not None
         for k in range(n, len(clicks)):
-            click = clicks[k]
-            size = self._click_size(click)
-            flip = self._thin_click(click) if self.cfg.thin_width > 0 else None
-            if flip is not None:
-                if click.positive:
-                    self._add |= flip
-                    self._cut &= ~flip
-                else:
-                    self._cut |= flip
-                    self._add &= ~flip
-            else:
-                work = [c for c, t in zip(clicks[:k], self._thin, strict=True) if not t]
-                sizes = [z for z, t in zip(self._sizes, self._thin, strict=True) if not t]
-                self._mask = self._local_click(self._mask, [*work, click], [*sizes, size])
-                near = self._image_disk(click, self.cfg.click_radius * size)
-                (self._cut if click.positive else self._add)[near] = False
-            self._applied.append(click)
-            self._thin.append(flip is not None)
+            size = self._click_size(clicks[k])
+            self._mask = self._local_click(self._mask, clicks[: k + 1], [*self._sizes, size])
+            self._applied.append(clicks[k])
             self._sizes.append(size)
         return self._mask
 
     def _click_size(self, click: Click) -> float:
         """A local click's seed size (fraction of ``click_radius``): at most ``click_fit`` times
         its distance (image px) to the nearest pixel that already has the label it asks for, so
-        a click in a sliver along the boundary seeds only the sliver (1 when ``click_fit`` is 0).
-        """
+        a click in a sliver along the boundary seeds only the sliver, not the far side of the
+        boundary. 1 when ``click_fit`` is 0 or the click's pixel already has that label."""
         cfg, o = self.cfg, self.outer
         if cfg.click_fit <= 0 or self._mask is None:
             return 1.0
@@ -721,97 +649,10 @@ class SmartSelector:
             return 1.0
         ix = int(np.clip(round(click.x) - o.x0, 0, target.shape[1] - 1))
         iy = int(np.clip(round(click.y) - o.y0, 0, target.shape[0] - 1))
+        if target[iy, ix]:
+            return 1.0
         dist = cv2.distanceTransform((~target).astype(np.uint8), cv2.DIST_L2, 5)
         return float(np.clip(cfg.click_fit * dist[iy, ix] / cfg.click_radius, 0.0, 1.0))
-
-    def _image_disk(self, click: Click, radius: float) -> np.ndarray:
-        """``(h, w) bool`` image pixels of the outer window within ``radius`` of ``click``."""
-        o = self.outer
-        return disk((o.y1 - o.y0, o.x1 - o.x0), click.x - o.x0, click.y - o.y0, radius)
-
-    def _thin_click(self, click: Click) -> np.ndarray | None:
-        """``click`` applied at image resolution in a window around it: the same local cut as
-        :meth:`_local_click` (global colour models, a model of the colours geodesically near the
-        click, a flip cost growing with geodesic distance, only the wrong region under the click
-        free). Returns the flipped pixels ``(h, w) bool`` of the outer window when they are
-        thinner than ``thin_width`` working px (half-width), else None (the working-resolution
-        click applies)."""
-        cfg, o = self.cfg, self.outer
-        if self._fg is None or self._bg is None or self._mask is None:
-            return None
-        full = self._outer_mask(self._mask)
-        hh, ww = full.shape
-        cx, cy = click.x - o.x0, click.y - o.y0
-        ix, iy = int(np.clip(round(cx), 0, ww - 1)), int(np.clip(round(cy), 0, hh - 1))
-        if full[iy, ix] == click.positive or not self._in_box[iy, ix]:
-            return None
-        r = int(min(cfg.thin_reach / o.scale, cfg.thin_max_reach))
-        y0, y1, x0, x1 = max(0, iy - r), min(hh, iy + r + 1), max(0, ix - r), min(ww, ix + r + 1)
-        cur = full[y0:y1, x0:x1]
-        wrong = (cur != click.positive) & self._in_box[y0:y1, x0:x1]
-        _, comp = cv2.connectedComponents(wrong.astype(np.uint8), connectivity=4)
-        region = comp == comp[iy - y0, ix - x0]
-        h, w = cur.shape
-        seed_r = cfg.thin_seed
-        if cfg.thin_mode == "band":
-            # Decide by the click's distance to the label it asks for (image px): a click that
-            # close to the boundary is in a sliver the working crop cannot resolve; only
-            # pixels within `thin_band` times that distance of that label may flip.
-            target = (cur == click.positive).astype(np.uint8)
-            if not target.any():
-                return None
-            to_target = cv2.distanceTransform(1 - target, cv2.DIST_L2, 5)
-            d = float(to_target[iy - y0, ix - x0])
-            if d * o.scale > cfg.thin_width:
-                return None
-            region &= to_target <= cfg.thin_band * d + 1.0
-            seed_r = min(seed_r, max(d - 0.5, 0.5))
-        seed = disk((h, w), cx - x0, cy - y0, seed_r) & region
-        z = lab_features(self.image[o.y0 + y0 : o.y0 + y1, o.x0 + x0 : o.x0 + x1])
-        if cfg.thin_mode == "flood":
-            # Geodesic flood from the seed: a step costs more the further its colour is from the
-            # clicked colour (in units of the region's typical distance from it).
-            dcol = np.linalg.norm(z - z[seed].mean(0), axis=-1)
-            sigma = max(float(np.median(dcol[region])), 1.0)
-            step = np.where(region, 1.0 + cfg.thin_edge * (dcol / sigma) ** 2, np.inf)
-            geo, _ = MCP_Geometric(step).find_costs(list(zip(*np.nonzero(seed))))
-            new = cur.copy()
-            new[region & (geo <= cfg.thin_len * r)] = click.positive
-        else:
-            flat = z.reshape(-1, 3)
-            step = np.where(region, 1.0 + cfg.local_edge * _gradient(z), np.inf)
-            geo, _ = MCP_Geometric(step).find_costs(list(zip(*np.nonzero(seed))))
-            cost_fg = -gmm_loglik(self._fg, flat).reshape(h, w) + cfg.fg_bias
-            cost_bg = -gmm_loglik(self._bg, flat).reshape(h, w)
-            near = (geo < cfg.thin_sample).ravel()
-            if cfg.local_model > 0 and near.sum() >= 16:
-                own = -gmm_loglik(fit_gmm(flat[near], 2), flat).reshape(h, w) + cfg.local_model
-                if click.positive:
-                    cost_fg = np.minimum(cost_fg, own + cfg.fg_bias)
-                else:
-                    cost_bg = np.minimum(cost_bg, own)
-            fh, fw = self._fine.shape
-            length = cfg.local_len * math.hypot(fh, fw) / o.scale  # image px
-            flip_cost = np.where(np.isfinite(geo), np.minimum(cfg.local_geo * geo / length, 1e3), 0)
-            free = region & np.isfinite(geo)
-            hard_fg, hard_bg = cur & ~free, ~cur & ~free
-            if click.positive:
-                cost_fg = cost_fg + flip_cost
-                hard_fg |= seed
-            else:
-                cost_bg = cost_bg + flip_cost
-                hard_bg |= seed
-            gamma = cfg.gamma * cfg.thin_gamma
-            new = graph_cut(cost_fg, cost_bg, edge_weights(z, gamma), hard_fg & ~hard_bg, hard_bg)
-        changed = new != cur
-        dist = cv2.distanceTransform(np.pad(changed, 1).astype(np.uint8), cv2.DIST_L2, 5)
-        if not changed.any():
-            return None
-        if cfg.thin_mode != "band" and float(dist.max()) * o.scale > cfg.thin_width:
-            return None
-        out = np.zeros_like(full)
-        out[y0:y1, x0:x1] = changed
-        return out
 
     def _local_click(
         self, previous: np.ndarray, clicks: Sequence[Click], sizes: Sequence[float]
@@ -845,13 +686,7 @@ class SmartSelector:
             self._bg = fit_gmm(bg_x, cfg.components, bg_w, self._bg)
         cost_fg, cost_bg = self._costs(lvl, ev, None)
         if cfg.local_model > 0:
-            reach = cfg.local_sample * (sizes[-1] if cfg.fit_sample else 1.0)
-            if cfg.local_depth > 0:
-                other = (previous == click.positive) & lvl.inside
-                if other.any():
-                    depth = cv2.distanceTransform((~other).astype(np.uint8), cv2.DIST_L2, 5)
-                    reach = min(reach, cfg.local_depth * float(depth[iy, ix]))
-            near = (geo < max(reach, cfg.fit_min)).ravel()
+            near = (geo < cfg.local_sample).ravel()
             if near.sum() >= 16:
                 local = fit_gmm(lvl.flat[near], 2)
                 own = -gmm_loglik(local, lvl.flat).reshape(h, w) + cfg.local_model
@@ -860,18 +695,8 @@ class SmartSelector:
                 else:
                     cost_bg = np.minimum(cost_bg, own)
         length = cfg.local_len * math.hypot(h, w)
-        if cfg.local_reach > 0:  # scale the flip cost by the click's distance to the other label
-            other = (previous == click.positive) & lvl.inside
-            if other.any():
-                d_lab = cv2.distanceTransform((~other).astype(np.uint8), cv2.DIST_L2, 5)
-                length = min(length, cfg.local_reach * max(float(d_lab[iy, ix]), 1.0))
         flip = np.where(np.isfinite(geo), cfg.local_geo * geo / length, np.inf)
         free = region & np.isfinite(geo)
-        if cfg.local_cap > 0:  # only pixels geodesically near, in units of the click's depth
-            other = (previous == click.positive) & lvl.inside
-            if other.any():
-                depth = cv2.distanceTransform((~other).astype(np.uint8), cv2.DIST_L2, 5)
-                free &= geo <= cfg.local_cap * max(float(depth[iy, ix]), 1.0)
         hard_fg = (previous & ~free) | ev.hard_fg
         hard_bg = (~previous & ~free) | ev.hard_bg
         if click.positive:
@@ -893,7 +718,7 @@ class SmartSelector:
 
     def _outer_mask(self, mask: np.ndarray) -> np.ndarray:
         """Working-resolution mask -> ``(h, w) bool`` image pixels of the outer window:
-        upsampled, snapped to image edges, the thin clicks' corrections applied, box only."""
+        upsampled, snapped to image edges, inside the box only."""
         outer, cfg = self.outer, self.cfg
         full = np.zeros(outer.work_shape, np.float32)
         full[self._rows, self._cols] = mask
@@ -903,7 +728,7 @@ class SmartSelector:
             crop = self.image[outer.y0 : outer.y1, outer.x0 : outer.x1]
             grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
             soft = guided_filter(grey, soft[None], cfg.refine_radius, 1e-3)[0]
-        return ((soft > 0.5) | self._add) & ~self._cut & self._in_box
+        return (soft > 0.5) & self._in_box
 
     def _to_full(self, mask: np.ndarray) -> np.ndarray:
         """Working-resolution mask -> ``(H, W) bool`` (:meth:`_outer_mask` placed in the image)."""
@@ -911,39 +736,6 @@ class SmartSelector:
         out = np.zeros(self.image.shape[:2], bool)
         out[outer.y0 : outer.y1, outer.x0 : outer.x1] = self._outer_mask(mask)
         return out
-
-
-def sample_embedding(embedding: np.ndarray, win: Window, hw: tuple[int, int]) -> np.ndarray:
-    """``(E, gh, gw)`` feature grid of the whole ``hw`` image (cell ``(i, j)`` covers image pixels
-    ``[i*H/gh, (i+1)*H/gh)``) -> ``(h, w, E)`` unit vectors at ``win``'s working pixels
-    (bilinear)."""
-    _, gh, gw = embedding.shape
-    h, w = win.work_shape
-    xs = (np.arange(w) + 0.5) * (win.x1 - win.x0) / w + win.x0  # image coordinates
-    ys = (np.arange(h) + 0.5) * (win.y1 - win.y0) / h + win.y0
-    gx = np.clip(xs * gw / hw[1] - 0.5, 0, gw - 1)
-    gy = np.clip(ys * gh / hw[0] - 0.5, 0, gh - 1)
-    x0, y0 = np.floor(gx).astype(int), np.floor(gy).astype(int)
-    x1, y1 = np.minimum(x0 + 1, gw - 1), np.minimum(y0 + 1, gh - 1)
-    fx, fy = (gx - x0)[None, :, None], (gy - y0)[:, None, None]
-    g = np.ascontiguousarray(embedding.transpose(1, 2, 0), np.float32)
-    top = g[y0][:, x0] * (1 - fx) + g[y0][:, x1] * fx
-    bottom = g[y1][:, x0] * (1 - fx) + g[y1][:, x1] * fx
-    out = top * (1 - fy) + bottom * fy
-    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-6)
-
-
-def prototypes(x: np.ndarray, k: int) -> np.ndarray:
-    """``(N, E)`` unit vectors -> ``(k', E)`` unit k-means centres (k' <= k)."""
-    x = np.ascontiguousarray(x, np.float32)
-    k = max(1, min(k, len(x) // 8))
-    if k == 1:
-        c = x.mean(0, keepdims=True)
-    else:
-        criteria = (cv2.TERM_CRITERIA_MAX_ITER + cv2.TERM_CRITERIA_EPS, 10, 1e-3)
-        cv2.setRNGSeed(0)
-        _, _, c = cv2.kmeans(x, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
-    return c / np.maximum(np.linalg.norm(c, axis=-1, keepdims=True), 1e-6)
 
 
 def _gradient(z: np.ndarray) -> np.ndarray:
