@@ -99,7 +99,6 @@ class SelectionConfig:
     # mixture of the colours geodesically within `local_sample` working px of the click, at
     # this many nats extra
     local_sample: float = 16.0
-    local_pick: float = 0.0
     click_fit: float = 1.0  # local clicks: the seed (and its colour samples) shrink to at most
     # this many times the click's distance (image px) to the label it asks for
 
@@ -696,32 +695,17 @@ class SmartSelector:
                 else:
                     cost_bg = np.minimum(cost_bg, own)
         length = cfg.local_len * math.hypot(h, w)
+        flip = np.where(np.isfinite(geo), cfg.local_geo * geo / length, np.inf)
         free = region & np.isfinite(geo)
         hard_fg = (previous & ~free) | ev.hard_fg
         hard_bg = (~previous & ~free) | ev.hard_bg
         if click.positive:
+            cost_fg = cost_fg + np.minimum(flip, 1e3)
             hard_fg |= seed
         else:
+            cost_bg = cost_bg + np.minimum(flip, 1e3)
             hard_bg |= seed
-        factors = (1.0,) if cfg.local_pick <= 0 else (1.0, 4.0, 16.0)
-        best = previous
-        for f in factors:
-            flip = np.where(np.isfinite(geo), f * cfg.local_geo * geo / length, np.inf)
-            flip = np.minimum(flip, 1e3)
-            cf, cb = (cost_fg + flip, cost_bg) if click.positive else (cost_fg, cost_bg + flip)
-            new = graph_cut(cf, cb, lvl.edges, hard_fg & ~hard_bg, hard_bg)
-            best = new
-            if len(factors) == 1:
-                break
-            changed = (new != previous).astype(np.uint8)
-            _, comp = cv2.connectedComponents(changed, connectivity=8)
-            if not changed[iy, ix]:
-                continue
-            part = np.pad(comp == comp[iy, ix], 1).astype(np.uint8)
-            dt = cv2.distanceTransform(part, cv2.DIST_L2, 5)[1:-1, 1:-1]
-            if dt[iy, ix] >= cfg.local_pick * dt.max():
-                break
-        return best
+        return graph_cut(cost_fg, cost_bg, lvl.edges, hard_fg & ~hard_bg, hard_bg)
 
     def _geodesic(self, region: np.ndarray, seed: np.ndarray) -> np.ndarray:
         """``(h, w)`` geodesic distance (working px) from ``seed`` inside ``region`` (inf
