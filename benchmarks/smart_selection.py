@@ -133,10 +133,17 @@ def grabcut_crop_method(cfg: SelectionConfig, iterations: int = 5, radius: int =
 
 
 def ours_method(cfg: SelectionConfig) -> Method:
-    """:class:`tracker_core.selection.SmartSelector` (Lab colour)."""
+    """:class:`tracker_core.selection.SmartSelector` (Lab colour; with ``enc_click`` > 0 also
+    the bundled encoder's features of the frame, computed inside the box interaction)."""
+    encoder = None
+    if cfg.enc_click > 0:
+        from tracker_core.encoder import load_encoder
+
+        encoder = load_encoder(lab_weight=0.0)
 
     def start(image: np.ndarray, box: Box) -> Interactor:
-        selector = SmartSelector(image, box, cfg)
+        emb = None if encoder is None else encoder.encode(image).numpy()
+        selector = SmartSelector(image, box, cfg, embedding=emb)
         return lambda clicks: selector.update(clicks)
 
     return start
