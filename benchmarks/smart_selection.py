@@ -133,17 +133,10 @@ def grabcut_crop_method(cfg: SelectionConfig, iterations: int = 5, radius: int =
 
 
 def ours_method(cfg: SelectionConfig) -> Method:
-    """:class:`tracker_core.selection.SmartSelector` (Lab colour; with ``enc_click`` > 0 also
-    the bundled encoder's features of the frame, computed inside the box interaction)."""
-    encoder = None
-    if cfg.enc_click > 0:
-        from tracker_core.encoder import load_encoder
-
-        encoder = load_encoder(lab_weight=0.0)
+    """:class:`tracker_core.selection.SmartSelector` (Lab colour)."""
 
     def start(image: np.ndarray, box: Box) -> Interactor:
-        emb = None if encoder is None else encoder.encode(image).numpy()
-        selector = SmartSelector(image, box, cfg, embedding=emb)
+        selector = SmartSelector(image, box, cfg)
         return lambda clicks: selector.update(clicks)
 
     return start

@@ -99,7 +99,6 @@ class SelectionConfig:
     # mixture of the colours geodesically within `local_sample` working px of the click, at
     # this many nats extra
     local_sample: float = 16.0
-    enc_click: float = 0.0
     click_fit: float = 1.0  # local clicks: the seed (and its colour samples) shrink to at most
     # this many times the click's distance (image px) to the label it asks for
 
@@ -440,7 +439,6 @@ class SmartSelector:
         cfg: SelectionConfig | None = None,
         features: FeatureFn = lab_features,
         initial: np.ndarray | None = None,
-        embedding: np.ndarray | None = None,
     ) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape}")
@@ -482,11 +480,6 @@ class SmartSelector:
         self._coarse.factor = cw / w
         ring = z_all[~in_crop]
         self._ring = ring[:: max(1, len(ring) // cfg.ring_samples)]
-        self._emb: np.ndarray | None = None
-        if embedding is not None and cfg.enc_click > 0:
-            self._emb = np.ascontiguousarray(
-                sample_embedding(embedding, outer, hw)[self._rows, self._cols]
-            )
         self._fg: Gmm | None = None
         self._bg: Gmm | None = None
         self._mask: np.ndarray | None = None  # last result, fine level
@@ -701,15 +694,6 @@ class SmartSelector:
                     cost_fg = np.minimum(cost_fg, own + cfg.fg_bias)
                 else:
                     cost_bg = np.minimum(cost_bg, own)
-        if self._emb is not None:  # the clicked side pays for looking unlike the click
-            ec = self._emb[seed].mean(0)
-            ec /= max(float(np.linalg.norm(ec)), 1e-6)
-            unlike = 1.0 - self._emb @ ec
-            unlike *= cfg.enc_click / max(float(unlike[region].mean()), 1e-3)
-            if click.positive:
-                cost_fg = cost_fg + unlike
-            else:
-                cost_bg = cost_bg + unlike
         length = cfg.local_len * math.hypot(h, w)
         flip = np.where(np.isfinite(geo), cfg.local_geo * geo / length, np.inf)
         free = region & np.isfinite(geo)
@@ -752,26 +736,6 @@ class SmartSelector:
         out = np.zeros(self.image.shape[:2], bool)
         out[outer.y0 : outer.y1, outer.x0 : outer.x1] = self._outer_mask(mask)
         return out
-
-
-def sample_embedding(embedding: np.ndarray, win: Window, hw: tuple[int, int]) -> np.ndarray:
-    """``(E, gh, gw)`` feature grid of the whole ``hw`` image (cell ``(i, j)`` covers image pixels
-    ``[i*H/gh, (i+1)*H/gh)``) -> ``(h, w, E)`` unit vectors at ``win``'s working pixels
-    (bilinear)."""
-    _, gh, gw = embedding.shape
-    h, w = win.work_shape
-    xs = (np.arange(w) + 0.5) * (win.x1 - win.x0) / w + win.x0  # image coordinates
-    ys = (np.arange(h) + 0.5) * (win.y1 - win.y0) / h + win.y0
-    gx = np.clip(xs * gw / hw[1] - 0.5, 0, gw - 1)
-    gy = np.clip(ys * gh / hw[0] - 0.5, 0, gh - 1)
-    x0, y0 = np.floor(gx).astype(int), np.floor(gy).astype(int)
-    x1, y1 = np.minimum(x0 + 1, gw - 1), np.minimum(y0 + 1, gh - 1)
-    fx, fy = (gx - x0)[None, :, None], (gy - y0)[:, None, None]
-    g = np.ascontiguousarray(embedding.transpose(1, 2, 0), np.float32)
-    top = g[y0][:, x0] * (1 - fx) + g[y0][:, x1] * fx
-    bottom = g[y1][:, x0] * (1 - fx) + g[y1][:, x1] * fx
-    out = top * (1 - fy) + bottom * fy
-    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-6)
 
 
 def _gradient(z: np.ndarray) -> np.ndarray:
