@@ -99,8 +99,6 @@ class SelectionConfig:
     # mixture of the colours geodesically within `local_sample` working px of the click, at
     # this many nats extra
     local_sample: float = 16.0
-    protect: float = 0.0
-    protect_radius: float = 5.0
     click_fit: float = 1.0  # local clicks: the seed (and its colour samples) shrink to at most
     # this many times the click's distance (image px) to the label it asks for
 
@@ -494,7 +492,6 @@ class SmartSelector:
         self._in_box = np.zeros((oh_px, ow_px), bool)  # the box, image px of the outer window
         self._in_box[y0 - outer.y0 : y1 - outer.y0, x0 - outer.x0 : x1 - outer.x0] = True
         self._sizes: list[float] = []  # per applied click: its seed size (1 = click_radius)
-        self._confirmed: np.ndarray | None = None
         if initial is not None:
             sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
             small = cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
@@ -580,7 +577,6 @@ class SmartSelector:
             return self._to_full(self._local_update(clicks))
         if cfg.click_mode == "local" and self._box_mask is not None:  # no clicks (any more)
             self._mask, self._applied, self._sizes = self._box_mask, [], []
-            self._confirmed = None
             self._fg, self._bg = self._box_models
             return self._to_full(self._mask)
         lvl = self._coarse
@@ -631,7 +627,6 @@ class SmartSelector:
         if len(clicks) < n or list(clicks[:n]) != self._applied:
             assert self._box_mask is not None
             self._mask, self._applied, self._sizes, n = self._box_mask, [], [], 0
-            self._confirmed = None
             self._fg, self._bg = self._box_models
         assert self._mask is not None
         for k in range(n, len(clicks)):
@@ -701,9 +696,6 @@ class SmartSelector:
                     cost_bg = np.minimum(cost_bg, own)
         length = cfg.local_len * math.hypot(h, w)
         flip = np.where(np.isfinite(geo), cfg.local_geo * geo / length, np.inf)
-        if cfg.protect > 0 and self._confirmed is not None:
-            away = ~disk((h, w), cx, cy, cfg.protect_radius * self.outer.scale)
-            flip = flip + cfg.protect * (self._confirmed & away)
         free = region & np.isfinite(geo)
         hard_fg = (previous & ~free) | ev.hard_fg
         hard_bg = (~previous & ~free) | ev.hard_bg
@@ -713,11 +705,7 @@ class SmartSelector:
         else:
             cost_bg = cost_bg + np.minimum(flip, 1e3)
             hard_bg |= seed
-        new = graph_cut(cost_fg, cost_bg, lvl.edges, hard_fg & ~hard_bg, hard_bg)
-        if cfg.protect > 0:
-            changed = new != previous
-            self._confirmed = changed if self._confirmed is None else self._confirmed | changed
-        return new
+        return graph_cut(cost_fg, cost_bg, lvl.edges, hard_fg & ~hard_bg, hard_bg)
 
     def _geodesic(self, region: np.ndarray, seed: np.ndarray) -> np.ndarray:
         """``(h, w)`` geodesic distance (working px) from ``seed`` inside ``region`` (inf
