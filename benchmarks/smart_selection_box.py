@@ -7,8 +7,9 @@ For every sequence the shipped :class:`tracker_core.selection.SmartSelector` cut
 ground-truth box; then, per set, this prints the mean box IoU and how many sequences each
 alternative helps / hurts against it:
 
-* ``fg_bias`` swept over ``BIASES`` — the per-sequence oracle and two unsupervised pickers
-  (the most stable area between neighbouring biases; the bias after the first large area drop);
+* ``fg_bias`` swept over ``BIASES`` — the per-sequence oracle and three unsupervised pickers
+  (the most stable area between neighbouring biases; the bias after the first large area drop;
+  the first bias whose mask fills at most a fraction of the box);
 * superpixel majority vote on the box mask at image resolution (SLIC, Felzenszwalb);
 * random-walker refinement (scikit-image, Lab) of a band around the working-resolution cut.
 
@@ -75,6 +76,15 @@ def drop_pick(areas: np.ndarray, threshold: float) -> int:
     return SHIPPED
 
 
+def fill_pick(areas: np.ndarray, box_area: float, fill: float) -> int:
+    """The smallest bias from the shipped one up whose mask fills at most ``fill`` of the box
+    (stopping before a bias that empties the mask)."""
+    i = SHIPPED
+    while i < len(areas) - 2 and areas[i] > fill * box_area and areas[i + 1] > 0:
+        i += 1
+    return i
+
+
 def superpixels(crop: np.ndarray) -> dict[str, np.ndarray]:
     """``(h, w, 3) uint8`` RGB -> the superpixel segmentations tried, ``(h, w) int`` each."""
     out = {
@@ -124,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             selector = SmartSelector(image, box)
             mask = selector.update()
             x0, y0, x1, y1 = selector.box
+            for fill in (0.3, 0.4, 0.5, 0.6, 0.7):
+                pick = fill_pick(areas, (x1 - x0) * (y1 - y0), fill)
+                add(f"fill pick: first bias filling <= {fill:.0%} of the box", scores[pick])
             crop, inner = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
             for name, segments in superpixels(crop).items():
                 out = mask.copy()
