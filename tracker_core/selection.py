@@ -22,8 +22,11 @@ every setting tried, including the ones that lost):
   there costs ``local_geo`` per ``local_len`` of edge-aware geodesic distance from the click,
   and the clicked side may also be explained by the colours geodesically near the click
   (``local_model``), so a click on a part the global colour model misjudges still takes it.
-  The previous ``"global"`` mode re-cuts the whole box with every click (``stick`` keeps
-  pixels far from the clicks), where one click often undid others far away.
+  A click's hard seed and colour samples shrink with its distance to the label it asks for
+  (``click_fit``): a click in a sliver two pixels wide must not seed the far side of the
+  boundary it is aimed at. The previous ``"global"`` mode re-cuts the whole box with every
+  click (``stick`` keeps pixels far from the clicks), where one click often undid others far
+  away.
 
 Pure numpy / OpenCV / SciPy (max-flow: :func:`scipy.sparse.csgraph.maximum_flow`; PyMaxflow's
 Boykov-Kolmogorov solver was 4-10x faster on these graphs but is GPL). Coordinates are
@@ -96,6 +99,8 @@ class SelectionConfig:
     # mixture of the colours geodesically within `local_sample` working px of the click, at
     # this many nats extra
     local_sample: float = 16.0
+    click_fit: float = 1.0  # local clicks: the seed (and its colour samples) shrink to at most
+    # this many times the click's distance (image px) to the label it asks for
 
     def __post_init__(self) -> None:
         if self.fg_bias < 0:
@@ -483,6 +488,10 @@ class SmartSelector:
         self._box_mask: np.ndarray | None = None  # ... applied to this (box cut or `initial`)
         self._box_models: tuple[Gmm | None, Gmm | None] = (None, None)  # and its colour models
         self._coarse_mask: np.ndarray | None = None
+        oh_px, ow_px = outer.y1 - outer.y0, outer.x1 - outer.x0
+        self._in_box = np.zeros((oh_px, ow_px), bool)  # the box, image px of the outer window
+        self._in_box[y0 - outer.y0 : y1 - outer.y0, x0 - outer.x0 : x1 - outer.x0] = True
+        self._sizes: list[float] = []  # per applied click: its seed size (1 = click_radius)
         if initial is not None:
             sub = initial[outer.y0 : outer.y1, outer.x0 : outer.x1].astype(np.float32)
             small = cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
@@ -504,7 +513,11 @@ class SmartSelector:
         ox, oy = self.outer.to_work(x, y)
         return ox - self._cols.start, oy - self._rows.start
 
-    def _evidence(self, level: _Level, clicks: Sequence[Click]) -> _Evidence:
+    def _evidence(
+        self, level: _Level, clicks: Sequence[Click], sizes: Sequence[float] | None = None
+    ) -> _Evidence:
+        """What ``clicks`` say at ``level``; ``sizes`` scale each click's seed and sample disks
+        (default 1: ``click_radius`` and ``click_sample_radius``)."""
         cfg = self.cfg
         h, w = level.shape
         inside, flat = level.inside, level.flat
@@ -519,10 +532,11 @@ class SmartSelector:
         ys, xs = np.mgrid[:h, :w].astype(np.float32)
         sigma = cfg.click_prior_sigma * math.hypot(w, h)
         px = self.outer.scale * level.factor
-        for click in clicks:
+        for k, click in enumerate(clicks):
+            size = 1.0 if sizes is None else sizes[k]
             cx, cy = level.point(*self._to_work(click.x, click.y))
-            seed = disk((h, w), cx, cy, cfg.click_radius * px) & inside
-            near = disk((h, w), cx, cy, cfg.click_sample_radius * px).ravel()
+            seed = disk((h, w), cx, cy, cfg.click_radius * size * px) & inside
+            near = disk((h, w), cx, cy, cfg.click_sample_radius * size * px).ravel()
             bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
             ev.near = np.maximum(ev.near, bump)
             if click.positive:
@@ -562,7 +576,7 @@ class SmartSelector:
                 self.update(())  # the box cut first; the clicks then apply to it one by one
             return self._to_full(self._local_update(clicks))
         if cfg.click_mode == "local" and self._box_mask is not None:  # no clicks (any more)
-            self._mask, self._applied = self._box_mask, []
+            self._mask, self._applied, self._sizes = self._box_mask, [], []
             self._fg, self._bg = self._box_models
             return self._to_full(self._mask)
         lvl = self._coarse
@@ -612,24 +626,46 @@ class SmartSelector:
         n = len(self._applied)
         if len(clicks) < n or list(clicks[:n]) != self._applied:
             assert self._box_mask is not None
-            self._mask, self._applied, n = self._box_mask, [], 0
+            self._mask, self._applied, self._sizes, n = self._box_mask, [], [], 0
             self._fg, self._bg = self._box_models
         assert self._mask is not None
         for k in range(n, len(clicks)):
-            self._mask = self._local_click(self._mask, clicks[: k + 1])
+            size = self._click_size(clicks[k])
+            self._mask = self._local_click(self._mask, clicks[: k + 1], [*self._sizes, size])
             self._applied.append(clicks[k])
+            self._sizes.append(size)
         return self._mask
 
-    def _local_click(self, previous: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
+    def _click_size(self, click: Click) -> float:
+        """A local click's seed size (fraction of ``click_radius``): at most ``click_fit`` times
+        its distance (image px) to the nearest pixel that already has the label it asks for, so
+        a click in a sliver along the boundary seeds only the sliver, not the far side of the
+        boundary. 1 when ``click_fit`` is 0 or the click's pixel already has that label."""
+        cfg, o = self.cfg, self.outer
+        if cfg.click_fit <= 0 or self._mask is None:
+            return 1.0
+        target = self._outer_mask(self._mask) == click.positive
+        if not target.any():
+            return 1.0
+        ix = int(np.clip(round(click.x) - o.x0, 0, target.shape[1] - 1))
+        iy = int(np.clip(round(click.y) - o.y0, 0, target.shape[0] - 1))
+        if target[iy, ix]:
+            return 1.0
+        dist = cv2.distanceTransform((~target).astype(np.uint8), cv2.DIST_L2, 5)
+        return float(np.clip(cfg.click_fit * dist[iy, ix] / cfg.click_radius, 0.0, 1.0))
+
+    def _local_click(
+        self, previous: np.ndarray, clicks: Sequence[Click], sizes: Sequence[float]
+    ) -> np.ndarray:
         """``previous (h, w) bool`` fine mask + the last of ``clicks`` -> the new fine mask. Only
         the connected region of ``previous``'s label under the click may change; flipping a
         pixel there costs ``local_geo`` per ``local_len`` of geodesic distance from the click."""
         cfg, lvl = self.cfg, self._fine
         h, w = lvl.shape
         click = clicks[-1]
-        ev = self._evidence(lvl, clicks)
+        ev = self._evidence(lvl, clicks, sizes)
         cx, cy = lvl.point(*self._to_work(click.x, click.y))
-        seed = disk((h, w), cx, cy, cfg.click_radius * self.outer.scale) & lvl.inside
+        seed = disk((h, w), cx, cy, cfg.click_radius * sizes[-1] * self.outer.scale) & lvl.inside
         if not seed.any():
             return previous
         iy, ix = int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
@@ -680,8 +716,9 @@ class SmartSelector:
         dist, _ = MCP_Geometric(cost).find_costs(list(zip(*np.nonzero(seed))))
         return dist
 
-    def _to_full(self, mask: np.ndarray) -> np.ndarray:
-        """Working-resolution mask -> ``(H, W) bool``, upsampled and snapped to image edges."""
+    def _outer_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Working-resolution mask -> ``(h, w) bool`` image pixels of the outer window:
+        upsampled, snapped to image edges, inside the box only."""
         outer, cfg = self.outer, self.cfg
         full = np.zeros(outer.work_shape, np.float32)
         full[self._rows, self._cols] = mask
@@ -691,12 +728,14 @@ class SmartSelector:
             crop = self.image[outer.y0 : outer.y1, outer.x0 : outer.x1]
             grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
             soft = guided_filter(grey, soft[None], cfg.refine_radius, 1e-3)[0]
+        return (soft > 0.5) & self._in_box
+
+    def _to_full(self, mask: np.ndarray) -> np.ndarray:
+        """Working-resolution mask -> ``(H, W) bool`` (:meth:`_outer_mask` placed in the image)."""
+        outer = self.outer
         out = np.zeros(self.image.shape[:2], bool)
-        out[outer.y0 : outer.y1, outer.x0 : outer.x1] = soft > 0.5
-        x0, y0, x1, y1 = self.box
-        inside = np.zeros_like(out)
-        inside[y0:y1, x0:x1] = True
-        return out & inside
+        out[outer.y0 : outer.y1, outer.x0 : outer.x1] = self._outer_mask(mask)
+        return out
 
 
 def _gradient(z: np.ndarray) -> np.ndarray:

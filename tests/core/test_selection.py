@@ -202,3 +202,20 @@ def test_clicks_before_the_first_cut_are_applied_after_the_box_cut() -> None:
     stepwise = SmartSelector(image, box)
     stepwise.update()
     assert np.array_equal(direct, stepwise.update(clicks))
+
+
+def test_a_click_in_a_thin_sliver_seeds_only_the_sliver() -> None:
+    # The mask misses a 2-px rim of the disk; a click on the rim asks for the rim only. A seed
+    # of the full click radius (5 px) would be fixed foreground 3 px into the background.
+    image, disk = disk_image()
+    ys, xs = np.mgrid[: disk.shape[0], : disk.shape[1]]
+    r = np.hypot(xs - 40, ys - 30)
+    rough = r <= 12
+    click = Click(40, 17, positive=True)  # on the rim (radius 13), 1 px from the mask
+    outside = r > 15.5
+    fitted = SmartSelector(image, (22, 12, 59, 49), initial=rough).update([click])
+    assert fitted[17, 40] and not (fitted & outside).any()
+    assert iou(fitted, disk) > iou(rough, disk)
+    fixed = SmartSelector(image, (22, 12, 59, 49), SelectionConfig(click_fit=0), initial=rough)
+    assert (fixed.update([click]) & outside).any()  # what the fixed-size seed did
+    assert SelectionConfig().click_fit > 0  # on by default (benchmarks/RESULTS.md)
