@@ -16,7 +16,7 @@ Presets (protocol settings on top of :class:`~tracker_core.propagate.Propagation
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -125,6 +125,34 @@ def preset_config(preset: str, overrides: Mapping[str, Any] | None = None) -> Pr
     if unknown:
         raise ValueError(f"unknown propagation settings {sorted(unknown)}")
     return dataclasses.replace(PRESETS[preset], **dict(overrides or {}))
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["field=value", ...]`` -> PropagationConfig overrides, each value parsed as its field's
+    type (bool: true/false/1/0/yes/no). ValueError naming an unknown field or a bad value."""
+    types = {f.name: f.type for f in dataclasses.fields(PropagationConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in types:
+            raise ValueError(f"expected FIELD=VALUE with a propagation setting, got {item!r}")
+        kind = str(types[name])
+        try:
+            if kind == "bool":
+                low = text.strip().lower()
+                if low not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                out[name] = low in ("true", "1", "yes")
+            elif kind == "int":
+                out[name] = int(text)
+            elif kind == "float":
+                out[name] = float(text)
+            else:
+                out[name] = text
+        except ValueError:
+            raise ValueError(f"{name}: {text!r} is not a valid {kind}") from None
+    return out
 
 
 def load_propagator(
