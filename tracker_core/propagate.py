@@ -497,6 +497,10 @@ class Reference:
     outside the frame), so one matmul against ``[f_q, 1]`` gives ``f_i.f_q - |f_i|^2/2``;
     values: (th, Wb, T+2r, K) bands of the labels; lo/hi: (nT, K) label range inside each
     tile's window. Bands store each grid row (T+2r)/T times (3x for r 8, tile 8).
+
+    A reference built for a box of tiles only (:func:`box_reference`) holds the bands of tile
+    rows ``row0..`` and columns ``col0..``: tile (ty, tx) of the box is window
+    ``(ty - row0) * pitch + tx - col0``; its lo/hi are 0 outside the box.
     """
 
     keys: torch.Tensor
@@ -505,6 +509,8 @@ class Reference:
     hi: torch.Tensor
     radius: int
     tile: int
+    row0: int = 0
+    col0: int = 0
 
 
 @functools.lru_cache(maxsize=16)
@@ -567,6 +573,84 @@ def make_reference(
     values, lo, hi = _label_windows(labels, tile, radius)
     keys = _bands(torch.cat([feats, bias]), tile, radius, last_fill=float("-inf"))
     return Reference(keys, values, lo, hi, radius, tile)
+
+
+def _box_bands(
+    x: torch.Tensor,
+    tile: int,
+    radius: int,
+    box: tuple[int, int, int, int],
+    offset: tuple[int, int] = (0, 0),
+    last_fill: float | None = None,
+) -> torch.Tensor:
+    """:func:`_bands` of ``x`` (C, h, w) translated by ``offset`` (as :func:`translate`), for the
+    tiles ``box`` = (ty0, ty1, tx0, tx1) only (end exclusive): (ty1 - ty0, Wb', T+2r, C) with
+    ``Wb' = (tx1 - tx0 + ceil(2r / T)) * T``. Cells off the grid, or moved in from off it, are
+    0 (``last_fill`` for the last channel). With the whole grid as box and no offset, equal
+    to :func:`_bands`."""
+    c, h, w = x.shape
+    ty0, ty1, tx0, tx1 = box
+    dy, dx = offset
+    span = tile + 2 * radius
+    hp, wb = (ty1 - ty0) * tile + 2 * radius, (tx1 - tx0 + math.ceil(2 * radius / tile)) * tile
+    y0, x0 = ty0 * tile - radius, tx0 * tile - radius  # grid cell of padded[0, 0]
+    padded = x.new_zeros(wb, hp, c)
+    if last_fill is not None:
+        padded[:, :, -1] = last_fill
+    ylo, yhi = max(y0, 0, dy), min(y0 + hp, h, h + dy)
+    xlo, xhi = max(x0, 0, dx), min(x0 + wb, w, w + dx)
+    if ylo < yhi and xlo < xhi:
+        src = x[:, ylo - dy : yhi - dy, xlo - dx : xhi - dx]
+        padded[xlo - x0 : xhi - x0, ylo - y0 : yhi - y0] = src.permute(2, 1, 0)
+    return padded.as_strided((ty1 - ty0, wb, span, c), (tile * c, hp * c, c, 1)).contiguous()
+
+
+def _box_label_windows(
+    labels: torch.Tensor,
+    tile: int,
+    radius: int,
+    box: tuple[int, int, int, int],
+    offset: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_label_windows` of ``labels`` (K, h, w) translated by ``offset``, for the tiles of
+    ``box`` only: (value bands of the box, lo, hi), lo / hi (nT, K) 0 outside the box."""
+    k, h, w = labels.shape
+    ty0, ty1, tx0, tx1 = box
+    tw = math.ceil(w / tile)
+    values = _box_bands(labels, tile, radius, box, offset)
+    inside = _box_bands(labels.new_ones(1, h, w), tile, radius, box)  # on the grid
+    pitch = values.shape[1] // tile
+    rows = (torch.arange(ty1 - ty0)[:, None] * pitch + torch.arange(tx1 - tx0)).flatten()
+    win = _tile_windows(values, tile, radius)[rows]  # (n, W, K)
+    ins = _tile_windows(inside, tile, radius)[rows] > 0  # (n, W, 1)
+    n_tiles = math.ceil(h / tile) * tw
+    at = ((torch.arange(ty0, ty1)[:, None]) * tw + torch.arange(tx0, tx1)).flatten()
+    lo = labels.new_zeros(n_tiles, k)
+    hi = labels.new_zeros(n_tiles, k)
+    lo[at] = win.masked_fill(~ins, 1e9).amin(dim=1)
+    hi[at] = win.masked_fill(~ins, -1e9).amax(dim=1)
+    return values, lo, hi
+
+
+def box_reference(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    radius: int,
+    tile: int,
+    offset: tuple[int, int],
+    box: tuple[int, int, int, int],
+    keys_of: Reference | None = None,
+) -> Reference:
+    """:func:`make_reference` with ``offset`` for the tiles of ``box`` = (ty0, ty1, tx0, tx1)
+    only (the same windows, built for a fraction of the grid). ``keys_of``: a box reference of
+    the same frame, offset and box whose keys are shared (only the labels are built)."""
+    values, lo, hi = _box_label_windows(labels, tile, radius, box, offset)
+    if keys_of is not None:
+        keys = keys_of.keys
+    else:
+        bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
+        keys = _box_bands(torch.cat([feats, bias]), tile, radius, box, offset, float("-inf"))
+    return Reference(keys, values, lo, hi, radius, tile, box[0], box[2])
 
 
 def relabel(ref: Reference, labels: torch.Tensor) -> Reference:
@@ -664,12 +748,17 @@ def local_affinity_copy(
         q = _query_tiles(torch.cat([query, query.new_ones(1, h, w)]), tile)  # (th, tw, T*T, C+1)
         views = [
             [
-                (_tile_windows(r.keys, tile, r.radius), _tile_windows(r.values, tile, r.radius))
+                (
+                    _tile_windows(r.keys, tile, r.radius),
+                    _tile_windows(r.values, tile, r.radius),
+                    r.keys.shape[1] // tile,
+                    r.row0,
+                    r.col0,
+                )
                 for r in s
             ]
             for s in sets
         ]
-        pitches = [r.keys.shape[1] // tile for r in refs]
         tiles = active.tolist()
         i = 0
         while i < len(tiles):
@@ -685,8 +774,11 @@ def local_affinity_copy(
                 j += 1
             tx1 = tiles[j] % tw + 1
             rows = [
-                (k[ty * p + tx0 : ty * p + tx1], v[ty * p + tx0 : ty * p + tx1])
-                for (k, v), p in zip(views[g], pitches)
+                (
+                    k[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
+                    v[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
+                )
+                for k, v, p, y0, x0 in views[g]
             ]
             res = _copy_run(q[ty, tx0:tx1], sets[g], rows, topk, temperature)
             sel = active[i : j + 1]
@@ -823,27 +915,39 @@ class MemoryFrame:
     ref: Reference
     centroids: torch.Tensor
     keys_from: MemoryFrame | None = None
-    shifted: dict[tuple[int, int], Reference] = field(
+    shifted: dict[tuple[int, ...], Reference] = field(
         default_factory=dict, compare=False, repr=False
     )
 
 
-def shifted_reference(mem: MemoryFrame, offset: tuple[int, int], keep: int = 4) -> Reference:
-    """``mem``'s reference translated by ``offset`` (:func:`make_reference`), cached in the
-    frame (at most ``keep`` offsets; ``(0, 0)`` is the reference itself)."""
+def shifted_reference(
+    mem: MemoryFrame,
+    offset: tuple[int, int],
+    box: tuple[int, int, int, int],
+    keep: int = 4,
+) -> Reference:
+    """``mem``'s reference translated by ``offset`` for the tiles of ``box``
+    (:func:`box_reference`), cached in the frame (at most ``keep``; ``(0, 0)`` is the reference
+    itself)."""
     if offset == (0, 0):
         return mem.ref
-    hit = mem.shifted.get(offset)
+    key = (*offset, *box)
+    hit = mem.shifted.get(key)
     if hit is None:
-        if mem.keys_from is not None:
-            base = shifted_reference(mem.keys_from, offset, keep)
-            hit = relabel(base, translate(mem.labels, offset))
-        else:
-            hit = make_reference(mem.feats, mem.labels, mem.ref.radius, mem.ref.tile, offset)
+        r, t = mem.ref.radius, mem.ref.tile
+        keys_of = None if mem.keys_from is None else shifted_reference(mem.keys_from, offset, box)
+        hit = box_reference(mem.feats, mem.labels, r, t, offset, box, keys_of)
         if len(mem.shifted) >= keep:
             mem.shifted.pop(next(iter(mem.shifted)))
-        mem.shifted[offset] = hit
+        mem.shifted[key] = hit
     return hit
+
+
+def tile_box(tiles: torch.Tensor, tw: int) -> tuple[int, int, int, int]:
+    """(n,) tile numbers (row by row, ``tw`` per row; n >= 1) -> their bounding box (ty0, ty1,
+    tx0, tx1), end exclusive."""
+    ty, tx = tiles // tw, tiles % tw
+    return int(ty.min()), int(ty.max()) + 1, int(tx.min()), int(tx.max()) + 1
 
 
 def localised_copy(
@@ -860,11 +964,14 @@ def localised_copy(
     refs = [m.ref for m in memory]
     regions: list[list[Reference]] = []
     tile_region = torch.zeros_like(tiles)
+    tw = math.ceil(query.shape[2] / refs[0].tile)
     for obj, offs in enumerate(offsets):
-        if all(o == (0, 0) for o in offs):
+        own = torch.nonzero(tiles == obj + 1).flatten()
+        if not len(own) or all(o == (0, 0) for o in offs):
             continue
-        regions.append([shifted_reference(m, o) for m, o in zip(memory, offs)])
-        tile_region[tiles == obj + 1] = len(regions)
+        box = tile_box(own, tw)
+        regions.append([shifted_reference(m, o, box) for m, o in zip(memory, offs)])
+        tile_region[own] = len(regions)
     return local_affinity_copy(
         query, refs, topk, temperature, regions=regions, tile_region=tile_region
     )

@@ -15,6 +15,7 @@ from tracker_core.evaluate import jaccard
 from tracker_core.labels import FrameLabels
 from tracker_core.propagate import (
     PropagationConfig,
+    box_reference,
     clamp_offset,
     guided_filter,
     heatmaps_to_keypoints,
@@ -415,3 +416,28 @@ def test_region_helpers_centroids_prediction_tiles_and_clamping():
     # a window of every query cell keeps a cell on the grid
     assert clamp_offset((40, -40), (0, 4, 4, 8), (8, 8), 2) == (2, -2)
     assert clamp_offset((1, 1), (0, 4, 4, 8), (8, 8), 2) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("offset", "box"), [((0, 0), (0, 3, 0, 4)), ((2, -3), (1, 3, 1, 3)), ((-6, 5), (0, 2, 2, 4))]
+)
+def test_a_box_reference_gives_the_windows_of_the_whole_translated_reference(offset, box):
+    gen = torch.Generator().manual_seed(3)
+    h, w, c, k, r, tile = 12, 15, 4, 3, 3, 4
+    query = torch.randn(c, h, w, generator=gen)
+    feats = torch.randn(c, h, w, generator=gen)
+    labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    whole = make_reference(feats, labels, r, tile, offset)
+    part = box_reference(feats, labels, r, tile, offset, box)
+    if box == (0, 3, 0, 4) and offset == (0, 0):
+        assert torch.equal(part.keys, whole.keys) and torch.equal(part.values, whole.values)
+    region = torch.zeros(3, 4, dtype=torch.long)
+    region[box[0] : box[1], box[2] : box[3]] = 1
+    base = [make_reference(feats, labels, r, tile)]
+    want = local_affinity_copy(query, base, 3, 0.2, regions=[[whole]], tile_region=region.flatten())
+    got = local_affinity_copy(query, base, 3, 0.2, regions=[[part]], tile_region=region.flatten())
+    assert torch.equal(got, want)
+    inside = region.flatten().bool()
+    assert torch.equal(part.lo[inside], whole.lo[inside]) and torch.equal(
+        part.hi[inside], whole.hi[inside]
+    )
