@@ -7,10 +7,14 @@ one class added to :data:`PROPAGATORS`, a new preset one entry in :data:`PRESETS
 Presets (protocol settings on top of :class:`~tracker_core.propagate.PropagationConfig`):
 
 - ``fast`` (default): frame 0's neighbouring keyframes + the last 3 frames, radius 8 (keyframes
-  12), top-10; frames taller than 480 rows are matched at 480 rows (``max_work_height``) and
-  decoded at full size. The speed targets in ``benchmarks/RESULTS.md`` are measured on it.
+  12), top-10, windows of each mask object's tiles centred where the object came from
+  (``region_localise``, slack 0.5: dev / dev-b J&F 83.4 / 73.0 vs 72.6 / 72.0 without, at
+  +7-13 % CPU per frame); frames taller than 480 rows are matched at 480 rows
+  (``max_work_height``) and decoded at full size. The speed targets in
+  ``benchmarks/RESULTS.md`` were measured before localisation.
 - ``accurate``: the last 7 frames in memory (1.3-1.4x the time per frame of ``fast``;
-  dev / dev-b J&F 73.8 / 74.5 against 72.7 / 72.1).
+  dev / dev-b J&F 73.8 / 74.5 against 72.7 / 72.1), without localisation (not measured with
+  it; ``--set region_localise=true`` turns it on).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ DEFAULT_PRESET = "fast"
 PRESETS: Mapping[str, PropagationConfig] = MappingProxyType(
     {
         "fast": PropagationConfig(),
-        "accurate": PropagationConfig(n_recent=7),
+        "accurate": PropagationConfig(n_recent=7, region_localise=False),
     }
 )
 FEATURE_CACHE_BYTES = 256 * 2**20  # ~150 frames at 480p, ~30 at 1080p

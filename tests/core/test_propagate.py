@@ -193,9 +193,16 @@ def _square_run(frames, masks, max_work_height):
     centre = np.array([[xs.mean(), ys.mean(), 1.0]], np.float32)
     refs = {0: FrameLabels(mask=masks[0], keypoints={2: centre})}
     # top3 decoding: this checks the geometry of the work-size path; the soft-argmax "peak"
-    # decoding wanders inside the square's flat heat (6.8 px apart between the two sizes)
+    # decoding wanders inside the square's flat heat (6.8 px apart between the two sizes);
+    # no region localisation either: its integer window offsets come from rounded centroids,
+    # which the resampled big clip can round the other way (a 1-cell different window)
     cfg = PropagationConfig(
-        radius=3, keyframe_radius=4, tile=4, max_work_height=max_work_height, keypoint_decode="top3"
+        radius=3,
+        keyframe_radius=4,
+        tile=4,
+        max_work_height=max_work_height,
+        keypoint_decode="top3",
+        region_localise=False,
     )
     n = len(frames)
     return list(propagate(frames.__getitem__, 0, n, refs, {2: 1}, LabEncoder(stride=4), cfg))
