@@ -12,9 +12,8 @@ Presets (protocol settings on top of :class:`~tracker_core.propagate.Propagation
   +7-13 % CPU per frame); frames taller than 480 rows are matched at 480 rows
   (``max_work_height``) and decoded at full size. The speed targets in
   ``benchmarks/RESULTS.md`` were measured before localisation.
-- ``accurate``: the last 7 frames in memory (1.3-1.4x the time per frame of ``fast``;
-  dev / dev-b J&F 73.8 / 74.5 against 72.7 / 72.1), without localisation (not measured with
-  it; ``--set region_localise=true`` turns it on).
+- ``accurate``: the last 7 frames in memory (about 1.5x the CPU per frame of ``fast`` without
+  the encoder), localised too: dev / dev-b J&F 85.3 / 75.1 (73.9 / 74.6 without localisation).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ DEFAULT_PRESET = "fast"
 PRESETS: Mapping[str, PropagationConfig] = MappingProxyType(
     {
         "fast": PropagationConfig(),
-        "accurate": PropagationConfig(n_recent=7, region_localise=False),
+        "accurate": PropagationConfig(n_recent=7),
     }
 )
 FEATURE_CACHE_BYTES = 256 * 2**20  # ~150 frames at 480p, ~30 at 1080p
