@@ -69,6 +69,30 @@ def make_moving_square_frames(
     return frames, masks
 
 
+def make_square_path_frames(
+    paths: list[list[tuple[int, int]]], h: int, w: int, side: int = 16, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Textured squares (object ids 1, 2, ...) at given top-left corners over a textured static
+    background: ``paths[k][t]`` = (x, y) of square k in frame t; later squares are drawn on top.
+
+    Returns ``(frames, masks)``: ``(h, w, 3) uint8`` RGB frames and ``(h, w) uint8`` id masks.
+    """
+    rng = np.random.default_rng(seed)
+    background = _texture(rng, h, w, np.array([0.25, 0.8, 0.7]), cell=4)
+    tints = [np.array([1.0, 0.3, 0.2]), np.array([0.9, 0.9, 0.2]), np.array([0.6, 0.2, 1.0])]
+    squares = [_texture(rng, side, side, tints[k % 3], cell=3) for k in range(len(paths))]
+    frames, masks = [], []
+    for t in range(len(paths[0])):
+        frame, mask = background.copy(), np.zeros((h, w), np.uint8)
+        for k, path in enumerate(paths):
+            x, y = path[t]
+            frame[y : y + side, x : x + side] = squares[k]
+            mask[y : y + side, x : x + side] = k + 1
+        frames.append(frame)
+        masks.append(mask)
+    return frames, masks
+
+
 def write_frame_folder(folder: Path, frames: list[np.ndarray], ext: str = ".png") -> list[Path]:
     """Write RGB frames as ``00000<ext>``, ``00001<ext>``, ... (works with non-ASCII paths).
 

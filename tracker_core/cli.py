@@ -28,6 +28,7 @@ from tracker_core.propagator import (
     PRESETS,
     Propagator,
     load_propagator,
+    parse_overrides,
     preset_config,
 )
 from tracker_core.video import VideoSource, summarize_damaged
@@ -81,6 +82,14 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
         help=f"taller frames are matched downscaled to this height, 0 = never "
         f"({d.max_work_height})",
     )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any PropagationConfig field, e.g. --set region_localise=true (repeatable; "
+        "applied after the options above)",
+    )
     g.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     g.add_argument(
         "--precision",
@@ -99,7 +108,12 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
 def _given_protocol(args: argparse.Namespace) -> dict[str, Any]:
     """The protocol options given on the command line: field name -> value."""
     names = (*PROTOCOL_OPTIONS, *KEYPOINT_OPTIONS)
-    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    try:
+        given.update(parse_overrides(getattr(args, "set", None) or []))
+    except ValueError as exc:
+        raise TrackpaintError(f"--set: {exc}") from exc
+    return given
 
 
 def protocol_from_args(args: argparse.Namespace) -> PropagationConfig:

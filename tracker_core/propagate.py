@@ -70,6 +70,21 @@ class PropagationConfig:
     max_work_height: int = 480
     # Pass over damaged frames (frames() raising FrameDamaged): no result, not in memory.
     skip_damaged: bool = False
+    # Region localisation (UVC / MAST style): the tiles near each mask object match every memory
+    # frame in windows centred where the object came from, not at the query's own cell. The
+    # object's position at t is extrapolated from the centroids of its propagated masks (t-1
+    # plus ``region_velocity`` times the last step); the offset for a memory frame is that
+    # position minus the object's centroid there. Tiles with a cell within ``region_margin``
+    # cells of the object's predicted cells take its offsets; other tiles, keypoint-only videos
+    # and objects that do not move are matched exactly as without it.
+    # On with slack 0.5: dev / dev-b J&F 83.4 / 73.0 vs 72.6 / 72.0 off (fp32), at +7-13 % CPU
+    # per frame (benchmarks/RESULTS.md, "Region localisation").
+    region_localise: bool = True
+    region_velocity: float = 1.0
+    region_margin: int = 4
+    # Each offset shrinks towards 0 by this fraction of the window radius per axis: small motion,
+    # which the window covers anyway, moves no window (0: dev-b 66.9 vs 68.3 on 7 sequences).
+    region_slack: float = 0.5
 
     def __post_init__(self) -> None:
         if self.radius < 0 or self.keyframe_radius < 0:
@@ -88,6 +103,8 @@ class PropagationConfig:
             raise ValueError("keypoint_mask_weight must be in [0, 1]")
         if self.keypoint_n_recent < 0:
             raise ValueError("keypoint_n_recent must be >= 0")
+        if self.region_velocity < 0 or self.region_margin < 0 or self.region_slack < 0:
+            raise ValueError("region_velocity, region_margin and region_slack must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -482,6 +499,10 @@ class Reference:
     outside the frame), so one matmul against ``[f_q, 1]`` gives ``f_i.f_q - |f_i|^2/2``;
     values: (th, Wb, T+2r, K) bands of the labels; lo/hi: (nT, K) label range inside each
     tile's window. Bands store each grid row (T+2r)/T times (3x for r 8, tile 8).
+
+    A reference built for a box of tiles only (:func:`box_reference`) holds the bands of tile
+    rows ``row0..`` and columns ``col0..``: tile (ty, tx) of the box is window
+    ``(ty - row0) * pitch + tx - col0``; its lo/hi are 0 outside the box.
     """
 
     keys: torch.Tensor
@@ -490,6 +511,8 @@ class Reference:
     hi: torch.Tensor
     radius: int
     tile: int
+    row0: int = 0
+    col0: int = 0
 
 
 @functools.lru_cache(maxsize=16)
@@ -519,12 +542,117 @@ def _label_windows(
     return _bands(labels, tile, radius), lo, hi
 
 
-def make_reference(feats: torch.Tensor, labels: torch.Tensor, radius: int, tile: int) -> Reference:
-    """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid."""
-    values, lo, hi = _label_windows(labels, tile, radius)
+def translate(x: torch.Tensor, offset: tuple[int, int], fill: float = 0.0) -> torch.Tensor:
+    """(C, h, w) -> (C, h, w) moved by ``offset`` = (dy, dx) cells: ``out[:, y, x] =
+    x[:, y - dy, x - dx]``; cells that come from outside the grid are ``fill``."""
+    dy, dx = offset
+    _, h, w = x.shape
+    out = x.new_full(x.shape, fill)
+    if abs(dy) < h and abs(dx) < w:
+        out[:, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = x[
+            :, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+        ]
+    return out
+
+
+def make_reference(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    radius: int,
+    tile: int,
+    offset: tuple[int, int] = (0, 0),
+) -> Reference:
+    """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid.
+
+    ``offset`` (dy, dx): the frame translated by it, so that the window of query cell p is
+    centred at ``p - offset`` of the frame; cells moved in from outside are never candidates
+    (bias -inf, like those past the border).
+    """
     bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
+    if offset != (0, 0):
+        feats, labels = translate(feats, offset), translate(labels, offset)
+        bias = translate(bias, offset, float("-inf"))
+    values, lo, hi = _label_windows(labels, tile, radius)
     keys = _bands(torch.cat([feats, bias]), tile, radius, last_fill=float("-inf"))
     return Reference(keys, values, lo, hi, radius, tile)
+
+
+def _box_bands(
+    x: torch.Tensor,
+    tile: int,
+    radius: int,
+    box: tuple[int, int, int, int],
+    offset: tuple[int, int] = (0, 0),
+    last_fill: float | None = None,
+) -> torch.Tensor:
+    """:func:`_bands` of ``x`` (C, h, w) translated by ``offset`` (as :func:`translate`), for the
+    tiles ``box`` = (ty0, ty1, tx0, tx1) only (end exclusive): (ty1 - ty0, Wb', T+2r, C) with
+    ``Wb' = (tx1 - tx0 + ceil(2r / T)) * T``. Cells off the grid, or moved in from off it, are
+    0 (``last_fill`` for the last channel). With the whole grid as box and no offset, equal
+    to :func:`_bands`."""
+    c, h, w = x.shape
+    ty0, ty1, tx0, tx1 = box
+    dy, dx = offset
+    span = tile + 2 * radius
+    hp, wb = (ty1 - ty0) * tile + 2 * radius, (tx1 - tx0 + math.ceil(2 * radius / tile)) * tile
+    y0, x0 = ty0 * tile - radius, tx0 * tile - radius  # grid cell of padded[0, 0]
+    padded = x.new_zeros(wb, hp, c)
+    if last_fill is not None:
+        padded[:, :, -1] = last_fill
+    ylo, yhi = max(y0, 0, dy), min(y0 + hp, h, h + dy)
+    xlo, xhi = max(x0, 0, dx), min(x0 + wb, w, w + dx)
+    if ylo < yhi and xlo < xhi:
+        src = x[:, ylo - dy : yhi - dy, xlo - dx : xhi - dx]
+        padded[xlo - x0 : xhi - x0, ylo - y0 : yhi - y0] = src.permute(2, 1, 0)
+    return padded.as_strided((ty1 - ty0, wb, span, c), (tile * c, hp * c, c, 1)).contiguous()
+
+
+def _box_label_windows(
+    labels: torch.Tensor,
+    tile: int,
+    radius: int,
+    box: tuple[int, int, int, int],
+    offset: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_label_windows` of ``labels`` (K, h, w) translated by ``offset``, for the tiles of
+    ``box`` only: (value bands of the box, lo, hi), lo / hi (nT, K) 0 outside the box."""
+    k, h, w = labels.shape
+    ty0, ty1, tx0, tx1 = box
+    tw = math.ceil(w / tile)
+    values = _box_bands(labels, tile, radius, box, offset)
+    inside = _box_bands(labels.new_ones(1, h, w), tile, radius, box)  # on the grid
+    pitch = values.shape[1] // tile
+    rows = (torch.arange(ty1 - ty0)[:, None] * pitch + torch.arange(tx1 - tx0)).flatten()
+    win = _tile_windows(values, tile, radius)[rows]  # (n, W, K)
+    ins = _tile_windows(inside, tile, radius)[rows] > 0  # (n, W, 1)
+    n_tiles = math.ceil(h / tile) * tw
+    at = ((torch.arange(ty0, ty1)[:, None]) * tw + torch.arange(tx0, tx1)).flatten()
+    lo = labels.new_zeros(n_tiles, k)
+    hi = labels.new_zeros(n_tiles, k)
+    lo[at] = win.masked_fill(~ins, 1e9).amin(dim=1)
+    hi[at] = win.masked_fill(~ins, -1e9).amax(dim=1)
+    return values, lo, hi
+
+
+def box_reference(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    radius: int,
+    tile: int,
+    offset: tuple[int, int],
+    box: tuple[int, int, int, int],
+    keys_of: Reference | None = None,
+) -> Reference:
+    """:func:`make_reference` with ``offset`` for the tiles of ``box`` = (ty0, ty1, tx0, tx1)
+    only (the same windows, built for a fraction of the grid). ``keys_of``: a box reference of
+    the same frame, offset and box whose keys are shared (only the labels are built)."""
+    values, lo, hi = _box_label_windows(labels, tile, radius, box, offset)
+    if keys_of is not None:
+        keys = keys_of.keys
+    else:
+        bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
+        keys = _box_bands(torch.cat([feats, bias]), tile, radius, box, offset, float("-inf"))
+    return Reference(keys, values, lo, hi, radius, tile, box[0], box[2])
 
 
 def relabel(ref: Reference, labels: torch.Tensor) -> Reference:
@@ -588,6 +716,8 @@ def local_affinity_copy(
     temperature: float,
     eps: float = 1e-3,
     run: int = 16,
+    regions: Sequence[Sequence[Reference]] = (),
+    tile_region: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Copy reference labels to the query grid through a top-k local-window affinity.
 
@@ -595,40 +725,258 @@ def local_affinity_copy(
     candidate labels are all equal (within ``eps``) take that label directly: a convex combination
     of identical vectors is the vector itself. The others are scored in runs of up to ``run``
     adjacent tiles of a tile row (one matmul per reference against a view of its bands).
+
+    ``regions``: other versions of ``refs`` (same frames and radii, e.g. translated by
+    :func:`make_reference`'s offset); ``tile_region`` (nT,) long picks per tile which set it
+    is matched against (0 = ``refs``, j = ``regions[j - 1]``; None = all ``refs``).
     """
     _, h, w = query.shape
     tile = refs[0].tile
     th, tw = math.ceil(h / tile), math.ceil(w / tile)
     n_lab = refs[0].values.shape[-1]
-    lo = torch.stack([r.lo for r in refs]).amin(dim=0)  # (nT, K)
-    hi = torch.stack([r.hi for r in refs]).amax(dim=0)
+    sets = [refs, *regions]
+    lo = torch.stack([torch.stack([r.lo for r in s]).amin(dim=0) for s in sets])  # (S, nT, K)
+    hi = torch.stack([torch.stack([r.hi for r in s]).amax(dim=0) for s in sets])
+    if tile_region is None or not regions:
+        region = [0] * (th * tw)
+        lo, hi = lo[0], hi[0]
+    else:
+        region = tile_region.tolist()
+        pick = tile_region.view(1, -1, 1).expand(1, -1, n_lab)
+        lo, hi = lo.gather(0, pick)[0], hi.gather(0, pick)[0]
     active = torch.nonzero((hi - lo).amax(dim=1) > eps).flatten()
     out = lo[:, None, :].expand(-1, tile * tile, -1).clone()  # (nT, T*T, K)
     if len(active):
         q = _query_tiles(torch.cat([query, query.new_ones(1, h, w)]), tile)  # (th, tw, T*T, C+1)
         views = [
-            (_tile_windows(r.keys, tile, r.radius), _tile_windows(r.values, tile, r.radius))
-            for r in refs
+            [
+                (
+                    _tile_windows(r.keys, tile, r.radius),
+                    _tile_windows(r.values, tile, r.radius),
+                    r.keys.shape[1] // tile,
+                    r.row0,
+                    r.col0,
+                )
+                for r in s
+            ]
+            for s in sets
         ]
-        pitches = [r.keys.shape[1] // tile for r in refs]
         tiles = active.tolist()
         i = 0
         while i < len(tiles):
             ty, tx0 = divmod(tiles[i], tw)
+            g = region[tiles[i]]
             j = i
-            while j + 1 < len(tiles) and tiles[j + 1] < tiles[i] + run and tiles[j + 1] // tw == ty:
+            while (
+                j + 1 < len(tiles)
+                and tiles[j + 1] < tiles[i] + run
+                and tiles[j + 1] // tw == ty
+                and region[tiles[j + 1]] == g
+            ):
                 j += 1
             tx1 = tiles[j] % tw + 1
             rows = [
-                (k[ty * p + tx0 : ty * p + tx1], v[ty * p + tx0 : ty * p + tx1])
-                for (k, v), p in zip(views, pitches)
+                (
+                    k[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
+                    v[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
+                )
+                for k, v, p, y0, x0 in views[g]
             ]
-            res = _copy_run(q[ty, tx0:tx1], refs, rows, topk, temperature)
+            res = _copy_run(q[ty, tx0:tx1], sets[g], rows, topk, temperature)
             sel = active[i : j + 1]
             out[sel] = res[sel - tiles[i]]
             i = j + 1
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)
     return grid.reshape(n_lab, th * tile, tw * tile)[:, :h, :w].contiguous()
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def object_centroids(soft_mask: torch.Tensor, min_mass: float = 0.5) -> torch.Tensor:
+    """(K, h, w) soft labels (channel 0 background) -> (K-1, 2) float64 (y, x) centroid of each
+    object's probability in grid cells; nan for an object with less than ``min_mass`` cells."""
+    k, h, w = soft_mask.shape
+    if k < 2:
+        return torch.zeros(0, 2, dtype=torch.float64)
+    fg = soft_mask[1:].clamp(min=0).double()
+    mass = fg.sum(dim=(1, 2))
+    ys = torch.arange(h, dtype=torch.float64)
+    xs = torch.arange(w, dtype=torch.float64)
+    cy = (fg.sum(dim=2) @ ys) / mass.clamp(min=1e-9)
+    cx = (fg.sum(dim=1) @ xs) / mass.clamp(min=1e-9)
+    out = torch.stack([cy, cx], dim=1)
+    return out.masked_fill((mass < min_mass)[:, None], math.nan)
+
+
+def predict_centroids(track: Sequence[torch.Tensor], velocity: float) -> torch.Tensor:
+    """The objects' centroids at t from those of t-1 (``track[-1]``) and t-2 (``track[-2]``,
+    if any): ``c1 + velocity * (c1 - c2)``; without a finite step, ``c1``. (n, 2) each."""
+    last = track[-1]
+    if len(track) < 2:
+        return last.clone()
+    step = last - track[-2]
+    return last + velocity * torch.nan_to_num(step, nan=0.0)
+
+
+def predicted_presence(planes: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """(n, h, w) object probabilities at t-1 moved by their predicted step (n, 2) cells
+    (rounded; nan = not moved) -> (n, h, w): where each object is expected at t."""
+    out = torch.empty_like(planes)
+    for obj, (dy, dx) in enumerate(torch.nan_to_num(step, nan=0.0).round().long().tolist()):
+        out[obj] = translate(planes[obj : obj + 1], (dy, dx))[0]
+    return out
+
+
+def region_tiles(
+    presence: torch.Tensor, tile: int, margin: int, threshold: float = 0.25
+) -> torch.Tensor:
+    """(n, h, w) each object's predicted probability at t -> (nT,) long: for each tile, 1 + the
+    object with the highest probability within ``margin`` cells of the tile's cells, or 0 when
+    none reaches ``threshold``. Tiles are numbered row by row (as in the affinity)."""
+    n, h, w = presence.shape
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
+    if n == 0:
+        return torch.zeros(th * tw, dtype=torch.long)
+    x = presence[None].float()
+    if margin > 0:
+        x = F.max_pool2d(x, 2 * margin + 1, stride=1, padding=margin)
+    x = F.pad(x, (0, tw * tile - w, 0, th * tile - h))
+    per_tile = F.max_pool2d(x, tile)[0].flatten(1)  # (n, nT)
+    best, obj = per_tile.max(dim=0)
+    return torch.where(best >= threshold, obj + 1, torch.zeros_like(obj))
+
+
+def clamp_offset(
+    offset: tuple[int, int], cells: tuple[int, int, int, int], grid_hw: tuple[int, int], radius: int
+) -> tuple[int, int]:
+    """The offset (dy, dx), clamped so that the window of every query cell in ``cells`` = (y0,
+    y1, x0, x1) (end exclusive, on the grid) keeps at least one cell on the grid."""
+    (dy, dx), (y0, y1, x0, x1), (h, w) = offset, cells, grid_hw
+    return (
+        min(max(dy, y1 - h - radius), y0 + radius),
+        min(max(dx, x1 - w - radius), x0 + radius),
+    )
+
+
+def region_offsets(
+    target: torch.Tensor,
+    memory: Sequence[torch.Tensor],
+    radii: Sequence[int],
+    tiles: torch.Tensor,
+    tile: int,
+    grid_hw: tuple[int, int],
+    slack: float = 0.0,
+) -> list[list[tuple[int, int]]]:
+    """Per object (row of ``target`` (n, 2), its predicted centroid at t) and memory frame (its
+    centroids (n, 2) in ``memory``), the integer window offset ``round(target - centroid)``,
+    each axis shrunk towards 0 by ``floor(slack * radius)`` cells (the window moves only as far
+    as keeps the predicted centroid that close to its centre) and clamped by
+    :func:`clamp_offset` to the object's tiles (``tiles`` (nT,), 1 + object); (0, 0) where a
+    centroid is not finite or the object has no tile."""
+    h, w = grid_hw
+    tw = math.ceil(w / tile)
+    out: list[list[tuple[int, int]]] = []
+    for obj in range(len(target)):
+        own = torch.nonzero(tiles == obj + 1).flatten()
+        offsets = []
+        for cents, radius in zip(memory, radii):
+            d = target[obj] - cents[obj]
+            if not len(own) or not bool(torch.isfinite(d).all()):
+                offsets.append((0, 0))
+                continue
+            ty, tx = own // tw, own % tw
+            cells = (
+                int(ty.min()) * tile,
+                min(h, (int(ty.max()) + 1) * tile),
+                int(tx.min()) * tile,
+                min(w, (int(tx.max()) + 1) * tile),
+            )
+            free = math.floor(slack * radius)
+            dy, dx = (round(float(v)) for v in d)
+            offset = (
+                int(math.copysign(max(0, abs(dy) - free), dy)),
+                int(math.copysign(max(0, abs(dx) - free), dx)),
+            )
+            offsets.append(clamp_offset(offset, cells, grid_hw, radius))
+        out.append(offsets)
+    return out
+
+
+@dataclass(frozen=True)
+class MemoryFrame:
+    """A frame in the propagator's memory: its reference and what translating it needs.
+
+    feats (C, h, w) and labels (K, h, w) as given to :func:`make_reference`; ``centroids``
+    (n, 2) its mask objects' centroids (:func:`object_centroids`); ``keys_from``: the frame
+    whose keys this one shares (a keypoint memory frame relabelled from a mask one).
+    """
+
+    feats: torch.Tensor
+    labels: torch.Tensor
+    ref: Reference
+    centroids: torch.Tensor
+    keys_from: MemoryFrame | None = None
+    shifted: dict[tuple[int, ...], Reference] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+
+def shifted_reference(
+    mem: MemoryFrame,
+    offset: tuple[int, int],
+    box: tuple[int, int, int, int],
+    keep: int = 4,
+) -> Reference:
+    """``mem``'s reference translated by ``offset`` for the tiles of ``box``
+    (:func:`box_reference`), cached in the frame (at most ``keep``; ``(0, 0)`` is the reference
+    itself)."""
+    if offset == (0, 0):
+        return mem.ref
+    key = (*offset, *box)
+    hit = mem.shifted.get(key)
+    if hit is None:
+        r, t = mem.ref.radius, mem.ref.tile
+        keys_of = None if mem.keys_from is None else shifted_reference(mem.keys_from, offset, box)
+        hit = box_reference(mem.feats, mem.labels, r, t, offset, box, keys_of)
+        if len(mem.shifted) >= keep:
+            mem.shifted.pop(next(iter(mem.shifted)))
+        mem.shifted[key] = hit
+    return hit
+
+
+def tile_box(tiles: torch.Tensor, tw: int) -> tuple[int, int, int, int]:
+    """(n,) tile numbers (row by row, ``tw`` per row; n >= 1) -> their bounding box (ty0, ty1,
+    tx0, tx1), end exclusive."""
+    ty, tx = tiles // tw, tiles % tw
+    return int(ty.min()), int(ty.max()) + 1, int(tx.min()), int(tx.max()) + 1
+
+
+def localised_copy(
+    query: torch.Tensor,
+    memory: Sequence[MemoryFrame],
+    tiles: torch.Tensor,
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    topk: int,
+    temperature: float,
+) -> torch.Tensor:
+    """:func:`local_affinity_copy` of ``memory``, each object's tiles (``tiles`` (nT,), 1 +
+    object) matched against the memory translated by its ``offsets`` (per object, per memory
+    frame). Objects whose offsets are all (0, 0) need no translated set."""
+    refs = [m.ref for m in memory]
+    regions: list[list[Reference]] = []
+    tile_region = torch.zeros_like(tiles)
+    tw = math.ceil(query.shape[2] / refs[0].tile)
+    for obj, offs in enumerate(offsets):
+        own = torch.nonzero(tiles == obj + 1).flatten()
+        if not len(own) or all(o == (0, 0) for o in offs):
+            continue
+        box = tile_box(own, tw)
+        regions.append([shifted_reference(m, o, box) for m, o in zip(memory, offs)])
+        tile_region[own] = len(regions)
+    return local_affinity_copy(
+        query, refs, topk, temperature, regions=regions, tile_region=tile_region
+    )
 
 
 # --------------------------------------------------------------------------- the loop
@@ -888,22 +1236,53 @@ def propagate(
     # joints in a pass of their own over a longer memory (keys shared with the masks' pass)
     split = bool(layout.keypoints) and cfg.keypoint_n_recent > cfg.n_recent
     main_channels = m if split else layout.num_channels
-    long_term, long_kp = [], []
+    localise = cfg.region_localise and bool(layout.mask_ids)
+
+    def remember(
+        feats: torch.Tensor, full: torch.Tensor, radius: int
+    ) -> tuple[MemoryFrame, MemoryFrame | None]:
+        """The memory frame of (K, h, w) labels ``full`` (and its joints' frame when split)."""
+        cents = object_centroids(full[:m])
+        main = MemoryFrame(
+            feats, full[:main_channels], reference(feats, full[:main_channels], radius), cents
+        )
+        if not split:
+            return main, None
+        kp = MemoryFrame(feats, full[m:], relabel(main.ref, full[m:]), cents, keys_from=main)
+        return main, kp
+
+    long_term: list[MemoryFrame] = []
+    long_kp: list[MemoryFrame] = []
     for k in keyframes:
         if k in encoded:
-            full = labels_of(k)
-            long_term.append(reference(encoded[k], full[:main_channels], cfg.keyframe_radius))
-            if split:
-                long_kp.append(relabel(long_term[-1], full[m:]))
+            main, kp = remember(encoded[k], labels_of(k), cfg.keyframe_radius)
+            long_term.append(main)
+            if kp is not None:
+                long_kp.append(kp)
     del encoded
-    recent: deque[Reference] = deque(maxlen=cfg.n_recent)
-    recent_kp: deque[Reference] = deque(maxlen=cfg.keypoint_n_recent if split else 1)
+    recent: deque[MemoryFrame] = deque(maxlen=cfg.n_recent)
+    recent_kp: deque[MemoryFrame] = deque(maxlen=cfg.keypoint_n_recent if split else 1)
     start_labels = labels_of(start)
     owners = keypoint_owners(references[start], layout) if cfg.keypoint_mask_weight > 0 else {}
     start_area = start_labels[1 : layout.num_mask_channels].flatten(1).sum(dim=1)
-    recent.append(reference(first_feats, start_labels[:main_channels], cfg.radius))
-    if split:
-        recent_kp.append(relabel(recent[-1], start_labels[m:]))
+    main, kp = remember(first_feats, start_labels, cfg.radius)
+    recent.append(main)
+    if kp is not None:
+        recent_kp.append(kp)
+    track: deque[torch.Tensor] = deque([main.centroids], maxlen=2)  # centroids at t-2, t-1
+
+    def copy(feats: torch.Tensor, memory: Sequence[MemoryFrame]) -> torch.Tensor:
+        if not localise:
+            return local_affinity_copy(feats, [f.ref for f in memory], cfg.topk, cfg.temperature)
+        target = predict_centroids(track, cfg.region_velocity)
+        presence = predicted_presence(recent[-1].labels[1:m], target - track[-1])
+        tiles = region_tiles(presence, tile, cfg.region_margin)
+        radii = [f.ref.radius for f in memory]
+        grid_hw = (feats.shape[1], feats.shape[2])
+        cents = [f.centroids for f in memory]
+        offsets = region_offsets(target, cents, radii, tiles, tile, grid_hw, cfg.region_slack)
+        return localised_copy(feats, memory, tiles, offsets, cfg.topk, cfg.temperature)
+
     for idx in range(start + step, stop, step):
         frame = decoded(idx)
         if frame is None:
@@ -912,10 +1291,9 @@ def propagate(
             raise ValueError(f"frame {idx} is {frame.shape[:2]}, expected {frame_hw}")
         t0 = time.perf_counter()
         feats = encode(idx, idx, frame)
-        soft = local_affinity_copy(feats, [*long_term, *recent], cfg.topk, cfg.temperature)
+        soft = copy(feats, [*long_term, *recent])
         if split:
-            joints = local_affinity_copy(feats, [*long_kp, *recent_kp], cfg.topk, cfg.temperature)
-            soft = torch.cat([soft, joints])
+            soft = torch.cat([soft, copy(feats, [*long_kp, *recent_kp])])
         if owners:
             soft = weight_keypoints_by_mask(soft, layout, owners, cfg.keypoint_mask_weight)
         labels = decode_labels(
@@ -940,9 +1318,11 @@ def propagate(
             sharp = encode_keypoints(work, layout, s, tuple(soft.shape[1:]), sigma)
             seen = sharp.flatten(1).amax(dim=1) > 0
             feedback[m:][seen] = sharp[seen]
-        recent.append(reference(feats, feedback[:main_channels], cfg.radius))
-        if split:
-            recent_kp.append(relabel(recent[-1], feedback[m:]))
+        main, kp = remember(feats, feedback, cfg.radius)
+        recent.append(main)
+        if kp is not None:
+            recent_kp.append(kp)
+        track.append(main.centroids)
         scores = object_confidences(soft[: layout.num_mask_channels], start_area).tolist()
         per_object = {
             **dict(zip(layout.mask_ids, scores)),

@@ -7,16 +7,19 @@ one class added to :data:`PROPAGATORS`, a new preset one entry in :data:`PRESETS
 Presets (protocol settings on top of :class:`~tracker_core.propagate.PropagationConfig`):
 
 - ``fast`` (default): frame 0's neighbouring keyframes + the last 3 frames, radius 8 (keyframes
-  12), top-10; frames taller than 480 rows are matched at 480 rows (``max_work_height``) and
-  decoded at full size. The speed targets in ``benchmarks/RESULTS.md`` are measured on it.
-- ``accurate``: the last 7 frames in memory (1.3-1.4x the time per frame of ``fast``;
-  dev / dev-b J&F 73.8 / 74.5 against 72.7 / 72.1).
+  12), top-10, windows of each mask object's tiles centred where the object came from
+  (``region_localise``, slack 0.5: dev / dev-b J&F 83.4 / 73.0 vs 72.6 / 72.0 without, at
+  +7-13 % CPU per frame); frames taller than 480 rows are matched at 480 rows
+  (``max_work_height``) and decoded at full size. The speed targets in
+  ``benchmarks/RESULTS.md`` were measured before localisation.
+- ``accurate``: the last 7 frames in memory (about 1.5x the CPU per frame of ``fast`` without
+  the encoder), localised too: dev / dev-b J&F 85.3 / 75.1 (73.9 / 74.6 without localisation).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -125,6 +128,34 @@ def preset_config(preset: str, overrides: Mapping[str, Any] | None = None) -> Pr
     if unknown:
         raise ValueError(f"unknown propagation settings {sorted(unknown)}")
     return dataclasses.replace(PRESETS[preset], **dict(overrides or {}))
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["field=value", ...]`` -> PropagationConfig overrides, each value parsed as its field's
+    type (bool: true/false/1/0/yes/no). ValueError naming an unknown field or a bad value."""
+    types = {f.name: f.type for f in dataclasses.fields(PropagationConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in types:
+            raise ValueError(f"expected FIELD=VALUE with a propagation setting, got {item!r}")
+        kind = str(types[name])
+        try:
+            if kind == "bool":
+                low = text.strip().lower()
+                if low not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                out[name] = low in ("true", "1", "yes")
+            elif kind == "int":
+                out[name] = int(text)
+            elif kind == "float":
+                out[name] = float(text)
+            else:
+                out[name] = text
+        except ValueError:
+            raise ValueError(f"{name}: {text!r} is not a valid {kind}") from None
+    return out
 
 
 def load_propagator(

@@ -178,3 +178,18 @@ def test_a_bad_protocol_value_is_a_one_line_error(clip, tmp_path, capsys):
     code, _, err = run([*args, *FAST, "--temperature", "0"], capsys)
     assert code == 2
     assert err.startswith("trackpaint: error: --preset fast: temperature must be > 0")
+
+
+def test_any_propagation_setting_can_be_given_with_set(clip, tmp_path, capsys):
+    from tracker_core.cli import build_parser, protocol_from_args
+
+    parse = build_parser().parse_args
+    base = ["eval", "root", "--set", "region_localise=true", "--set", "region-slack=0.5"]
+    cfg = protocol_from_args(parse([*base, "--keyframe-radius", "8"]))
+    assert cfg.region_localise is True and cfg.region_slack == 0.5 and cfg.keyframe_radius == 8
+    folder, init, _, _ = clip
+    args = ["propagate", str(folder), "--init", str(init), "--out", str(tmp_path / "o")]
+    for bad, says in (("nonsense=1", "FIELD=VALUE"), ("topk=many", "not a valid int")):
+        code, _, err = run([*args, *FAST, "--set", bad], capsys)
+        assert code == 2 and err.startswith("trackpaint: error: --set: ") and says in err
+        assert len(err.strip().splitlines()) == 1

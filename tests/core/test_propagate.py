@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from tests.fixtures_video import make_moving_square_frames
+from tests.fixtures_video import make_moving_square_frames, make_square_path_frames
 from tracker_core.encoder import LabEncoder, grid_size
 from tracker_core.evaluate import jaccard
 from tracker_core.labels import FrameLabels
 from tracker_core.propagate import (
     PropagationConfig,
+    box_reference,
+    clamp_offset,
     guided_filter,
     heatmaps_to_keypoints,
     keypoints_to_heatmaps,
@@ -20,8 +24,12 @@ from tracker_core.propagate import (
     make_reference,
     mask_confidence,
     mask_to_soft,
+    object_centroids,
+    predict_centroids,
     propagate,
+    region_tiles,
     soft_to_mask,
+    translate,
     work_size,
 )
 
@@ -185,9 +193,16 @@ def _square_run(frames, masks, max_work_height):
     centre = np.array([[xs.mean(), ys.mean(), 1.0]], np.float32)
     refs = {0: FrameLabels(mask=masks[0], keypoints={2: centre})}
     # top3 decoding: this checks the geometry of the work-size path; the soft-argmax "peak"
-    # decoding wanders inside the square's flat heat (6.8 px apart between the two sizes)
+    # decoding wanders inside the square's flat heat (6.8 px apart between the two sizes);
+    # no region localisation either: its integer window offsets come from rounded centroids,
+    # which the resampled big clip can round the other way (a 1-cell different window)
     cfg = PropagationConfig(
-        radius=3, keyframe_radius=4, tile=4, max_work_height=max_work_height, keypoint_decode="top3"
+        radius=3,
+        keyframe_radius=4,
+        tile=4,
+        max_work_height=max_work_height,
+        keypoint_decode="top3",
+        region_localise=False,
     )
     n = len(frames)
     return list(propagate(frames.__getitem__, 0, n, refs, {2: 1}, LabEncoder(stride=4), cfg))
@@ -281,3 +296,155 @@ def test_learned_encoder_precisions_give_the_same_unit_features(precision):
     assert enc.precision in ("fp32", "bf16")
     assert out.shape == ref.shape == (64, 8, 12)
     assert torch.nn.functional.cosine_similarity(out, ref, dim=0).min() > 0.99
+
+
+# --------------------------------------------------------------------------- region localisation
+
+
+def _fast_paths(width: int) -> list[int]:
+    """x of a 16 px square speeding up to 4 cells (stride 4) per frame: past radius 2."""
+    xs = [4]
+    for step in (4, 8, 12, 16, 16, 16, 16, 16):
+        xs.append(xs[-1] + step)
+    assert xs[-1] + 16 <= width
+    return xs
+
+
+def _track(frames, masks, localise: bool, refs=None, num_keypoints=None):
+    cfg = PropagationConfig(radius=2, keyframe_radius=2, tile=4, region_localise=localise)
+    refs = refs or {0: FrameLabels(mask=masks[0])}
+    enc = LabEncoder(stride=4)
+    return list(propagate(frames.__getitem__, 0, len(frames), refs, num_keypoints or {}, enc, cfg))
+
+
+def test_localised_windows_follow_a_square_faster_than_the_radius():
+    xs = _fast_paths(160)
+    frames, masks = make_square_path_frames([[(x, 24) for x in xs]], 64, 160)
+    lost = [jaccard(r.labels.mask == 1, masks[r.index] == 1) for r in _track(frames, masks, False)]
+    kept = [jaccard(r.labels.mask == 1, masks[r.index] == 1) for r in _track(frames, masks, True)]
+    assert lost[-1] < 0.1, lost  # the window (2 cells) cannot reach a 4-cell step
+    assert min(kept) > 0.7, kept
+
+
+def test_localisation_moves_each_object_by_its_own_offset_and_leaves_others_exact():
+    xs, width = _fast_paths(160), 160
+    paths = [[(x, 4) for x in xs], [(width - 16 - x, 44) for x in xs], [(72, 84)] * len(xs)]
+    frames, masks = make_square_path_frames(paths, 104, width)
+    plain, local = _track(frames, masks, False), _track(frames, masks, True)
+    for obj in (1, 2):  # opposite directions: one global shift could not follow both
+        assert jaccard(plain[-1].labels.mask == obj, masks[-1] == obj) < 0.1
+        kept = [jaccard(r.labels.mask == obj, masks[r.index] == obj) for r in local]
+        assert min(kept) > 0.5, (obj, kept)
+    # the still object is matched exactly as without localisation
+    for a, b in zip(plain, local):
+        assert torch.equal(a.soft[3], b.soft[3])
+
+
+def test_localisation_changes_nothing_when_objects_do_not_move_or_there_are_none():
+    frames, masks = make_moving_square_frames(n=1, h=64, w=96)
+    still, still_masks = frames * 6, masks * 6
+    for a, b in zip(_track(still, still_masks, False), _track(still, still_masks, True)):
+        assert torch.equal(a.soft, b.soft)
+        assert np.array_equal(a.labels.mask, b.labels.mask)
+    moving, moving_masks = make_moving_square_frames(n=6, h=64, w=96)
+    ys, xs = np.nonzero(moving_masks[0])
+    point = np.array([[xs.mean(), ys.mean(), 1.0]], np.float32)
+    refs = {0: FrameLabels(keypoints={2: point})}  # keypoints only: no mask object to localise
+    plain = _track(moving, moving_masks, False, refs, {2: 1})
+    local = _track(moving, moving_masks, True, refs, {2: 1})
+    for a, b in zip(plain, local):
+        assert torch.equal(a.soft, b.soft)
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (2, -3), (-5, 1), (12, 0)])
+def test_translated_reference_matches_dense_windows_centred_off_the_query(offset):
+    gen = torch.Generator().manual_seed(1)
+    h, w, c, k, r, tile = 11, 14, 5, 3, 2, 4
+    query = torch.randn(c, h, w, generator=gen)
+    feats = torch.randn(c, h, w, generator=gen)
+    labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    ref = make_reference(feats, labels, r, tile, offset)
+    if offset == (0, 0):  # no offset: the reference of the old code, bit for bit
+        old = make_reference(feats, labels, r, tile)
+        assert all(torch.equal(getattr(ref, f), getattr(old, f)) for f in ("keys", "values"))
+    # dense: the frame translated by the offset, cells from outside never candidates
+    shifted = translate(feats, offset)
+    valid = translate(torch.ones(1, h, w), offset)[0] > 0
+    out = local_affinity_copy(query, [ref], 4, 0.3)
+    for y in range(h):
+        for x in range(w):
+            y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
+            ok = valid[y0:y1, x0:x1].reshape(-1)
+            if not ok.any():
+                continue
+            f = shifted[:, y0:y1, x0:x1].reshape(c, -1)[:, ok]
+            lab = translate(labels, offset)[:, y0:y1, x0:x1].reshape(k, -1)[:, ok]
+            s = f.T @ query[:, y, x] - 0.5 * (f * f).sum(0)
+            top, idx = s.topk(min(4, len(s)))
+            want = (lab[:, idx] * torch.softmax(top / 0.3, 0)).sum(1)
+            assert torch.allclose(out[:, y, x], want, atol=1e-5)
+
+
+def test_per_tile_reference_sets_equal_each_set_alone():
+    gen = torch.Generator().manual_seed(2)
+    h, w, c, k, tile = 12, 16, 4, 2, 4
+    query = torch.randn(c, h, w, generator=gen)
+    feats = torch.randn(c, h, w, generator=gen)
+    labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    base = [make_reference(feats, labels, 2, tile), make_reference(feats, labels, 3, tile)]
+    moved = [
+        make_reference(feats, labels, 2, tile, (1, 2)),
+        make_reference(feats, labels, 3, tile, (-2, 0)),
+    ]
+    region = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 0, 0, 1, 1])
+    mixed = local_affinity_copy(query, base, 3, 0.2, regions=[moved], tile_region=region)
+    a = local_affinity_copy(query, base, 3, 0.2)
+    b = local_affinity_copy(query, moved, 3, 0.2)
+    pick = region.view(3, 4).repeat_interleave(tile, 0).repeat_interleave(tile, 1).bool()
+    assert torch.equal(mixed, torch.where(pick, b, a))
+    zero = local_affinity_copy(query, base, 3, 0.2, regions=[moved], tile_region=region * 0)
+    assert torch.equal(zero, a)
+
+
+def test_region_helpers_centroids_prediction_tiles_and_clamping():
+    soft = torch.zeros(3, 8, 8)
+    soft[0] = 1
+    soft[:, 1:3, 4:6] = torch.tensor([0.0, 1.0, 0.0])[:, None, None]
+    cents = object_centroids(soft)
+    assert torch.allclose(cents[0], torch.tensor([1.5, 4.5], dtype=torch.float64))
+    assert torch.isnan(cents[1]).all()  # absent object
+    later = torch.tensor([[2.5, 6.5], [math.nan, math.nan]], dtype=torch.float64)
+    pred = predict_centroids([cents, later], 1.0)
+    assert torch.allclose(pred[0], torch.tensor([3.5, 8.5], dtype=torch.float64))
+    assert torch.allclose(predict_centroids([cents], 1.0)[0], cents[0])
+    tiles = region_tiles(soft[1:], tile=4, margin=0)
+    assert tiles.tolist() == [0, 1, 0, 0]
+    assert region_tiles(soft[1:], tile=4, margin=1).tolist() == [1, 1, 0, 0]
+    # a window of every query cell keeps a cell on the grid
+    assert clamp_offset((40, -40), (0, 4, 4, 8), (8, 8), 2) == (2, -2)
+    assert clamp_offset((1, 1), (0, 4, 4, 8), (8, 8), 2) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("offset", "box"), [((0, 0), (0, 3, 0, 4)), ((2, -3), (1, 3, 1, 3)), ((-6, 5), (0, 2, 2, 4))]
+)
+def test_a_box_reference_gives_the_windows_of_the_whole_translated_reference(offset, box):
+    gen = torch.Generator().manual_seed(3)
+    h, w, c, k, r, tile = 12, 15, 4, 3, 3, 4
+    query = torch.randn(c, h, w, generator=gen)
+    feats = torch.randn(c, h, w, generator=gen)
+    labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    whole = make_reference(feats, labels, r, tile, offset)
+    part = box_reference(feats, labels, r, tile, offset, box)
+    if box == (0, 3, 0, 4) and offset == (0, 0):
+        assert torch.equal(part.keys, whole.keys) and torch.equal(part.values, whole.values)
+    region = torch.zeros(3, 4, dtype=torch.long)
+    region[box[0] : box[1], box[2] : box[3]] = 1
+    base = [make_reference(feats, labels, r, tile)]
+    want = local_affinity_copy(query, base, 3, 0.2, regions=[[whole]], tile_region=region.flatten())
+    got = local_affinity_copy(query, base, 3, 0.2, regions=[[part]], tile_region=region.flatten())
+    assert torch.equal(got, want)
+    inside = region.flatten().bool()
+    assert torch.equal(part.lo[inside], whole.lo[inside]) and torch.equal(
+        part.hi[inside], whole.hi[inside]
+    )
