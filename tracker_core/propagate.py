@@ -663,14 +663,17 @@ def relabel(ref: Reference, labels: torch.Tensor) -> Reference:
 def _copy_run(
     q: torch.Tensor,
     refs: Sequence[Reference],
-    rows: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    pieces: Sequence[tuple[int, Sequence[tuple[torch.Tensor, torch.Tensor]]]],
     topk: int,
     temperature: float,
 ) -> torch.Tensor:
-    """Labels for a run of adjacent tiles in one tile row.
+    """Labels for a run of tiles of one tile row, in pieces that may each read another set of
+    references (the same radii, e.g. translated versions of the same frames).
 
-    q: (n, T*T, C+1) query tiles ``[f, 1]``; rows: per reference, its (n, (T+2r)^2, C+1) key
-    windows and (n, (T+2r)^2, K) value windows (views). Returns (n, T*T, K).
+    q: (n, T*T, C+1) query tiles ``[f, 1]``; pieces: consecutive (count, rows) with counts
+    summing to n, where rows holds per reference its (count, (T+2r)^2, C+1) key windows and
+    (count, (T+2r)^2, K) value windows (views) for those query tiles. Returns (n, T*T, K).
+    Each piece is scored by its own matmuls; the top-k and the weighting run once for all.
 
     Exact top-k in two stages: the k best candidates lie in the k window segments with the
     largest maxima (any other segment's best is beaten by k segment maxima), so the top-k
@@ -682,10 +685,20 @@ def _copy_run(
     pitch = row + 1  # the last score of each query is the padding sentinel -inf
     scores = q.new_empty(n, tt, pitch)  # all references' window blocks side by side
     scores[:, :, row] = float("-inf")
+    n_lab = pieces[0][1][0][1].shape[2]
+    values = q.new_empty(n, pitch, n_lab)  # (n, L+1, K) their labels, then a 0 label
+    values[:, row] = 0
     seg_max, offset = [], 0
-    for ref, (keys, _), ref_chunks in zip(refs, rows, chunks):
+    for r, (ref, ref_chunks) in enumerate(zip(refs, chunks)):
         span, d = tile + 2 * ref.radius, 2 * ref.radius + 1
-        torch.bmm(q, keys.transpose(1, 2), out=scores[:, :, offset : offset + span * span])
+        block = slice(offset, offset + span * span)
+        start = 0
+        for count, rows in pieces:
+            keys, vals = rows[r]
+            part = slice(start, start + count)
+            torch.bmm(q[part], keys.transpose(1, 2), out=scores[part, :, block])
+            values[part, block] = vals
+            start += count
         # the d x d window of query (qy, qx): block columns qx..qx+2r (stride span) by rows
         # qy..qy+2r (contiguous); the max over columns reduces an outer axis (vectorised)
         strides = (tt * pitch, tile * pitch + 1, pitch + span, span, 1)
@@ -703,10 +716,22 @@ def _copy_run(
     k = top.shape[2]
     idx = torch.gather(pos, 2, best)  # (n, T*T, k)
     wts = torch.softmax(top / temperature, dim=2)
-    n_lab = rows[0][1].shape[2]
-    values = torch.cat([*(v for _, v in rows), q.new_zeros(n, 1, n_lab)], dim=1)  # (n, L+1, K)
     picked = torch.gather(values, 1, idx.view(n, tt * k, 1).expand(-1, -1, n_lab))
     return torch.bmm(wts.view(n * tt, 1, k), picked.view(n * tt, k, n_lab)).view(n, tt, n_lab)
+
+
+def _region_spans(cols: Sequence[int], regions: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Increasing tile columns of one run and each one's reference set -> (set, x0, x1) column
+    ranges (end exclusive), one per stretch of consecutive columns in ``cols`` with one set,
+    from its first to its last column (columns between two stretches of different sets are
+    left out)."""
+    spans: list[tuple[int, int, int]] = []
+    for x, g in zip(cols, regions):
+        if spans and spans[-1][0] == g:
+            spans[-1] = (g, spans[-1][1], x + 1)
+        else:
+            spans.append((g, x, x + 1))
+    return spans
 
 
 def local_affinity_copy(
@@ -764,27 +789,39 @@ def local_affinity_copy(
         tiles = active.tolist()
         i = 0
         while i < len(tiles):
-            ty, tx0 = divmod(tiles[i], tw)
-            g = region[tiles[i]]
+            ty = tiles[i] // tw
             j = i
-            while (
-                j + 1 < len(tiles)
-                and tiles[j + 1] < tiles[i] + run
-                and tiles[j + 1] // tw == ty
-                and region[tiles[j + 1]] == g
-            ):
+            while j + 1 < len(tiles) and tiles[j + 1] < tiles[i] + run and tiles[j + 1] // tw == ty:
                 j += 1
-            tx1 = tiles[j] % tw + 1
-            rows = [
+            spans = _region_spans(
+                [t % tw for t in tiles[i : j + 1]], [region[t] for t in tiles[i : j + 1]]
+            )
+            pieces = [
                 (
-                    k[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
-                    v[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
+                    x1 - x0,
+                    [
+                        (
+                            k[(ty - y0) * p + x0 - c0 : (ty - y0) * p + x1 - c0],
+                            v[(ty - y0) * p + x0 - c0 : (ty - y0) * p + x1 - c0],
+                        )
+                        for k, v, p, y0, c0 in views[g]
+                    ],
                 )
-                for k, v, p, y0, x0 in views[g]
+                for g, x0, x1 in spans
             ]
-            res = _copy_run(q[ty, tx0:tx1], sets[g], rows, topk, temperature)
+            if len(spans) == 1:
+                q_run = q[ty, spans[0][1] : spans[0][2]]
+            else:
+                q_run = torch.cat([q[ty, x0:x1] for _, x0, x1 in spans])
+            res = _copy_run(q_run, sets[spans[0][0]], pieces, topk, temperature)
+            at = {}
+            start = 0
+            for _, x0, x1 in spans:
+                for x in range(x0, x1):
+                    at[x] = start + x - x0
+                start += x1 - x0
             sel = active[i : j + 1]
-            out[sel] = res[sel - tiles[i]]
+            out[sel] = res[torch.tensor([at[t % tw] for t in tiles[i : j + 1]])]
             i = j + 1
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)
     return grid.reshape(n_lab, th * tile, tw * tile)[:, :h, :w].contiguous()
