@@ -735,19 +735,15 @@ def _copy_run(
     pitch = row + 1  # the last score of each query is the padding sentinel -inf
     scores = q.new_empty(n, tt, pitch)  # all references' window blocks side by side
     scores[:, :, row] = float("-inf")
-    n_lab = pieces[0][1][0][1].shape[2]
-    values = q.new_empty(n, pitch, n_lab)  # (n, L+1, K) their labels, then a 0 label
-    values[:, row] = 0
     seg_max, offset = [], 0
     for r, (ref, ref_chunks) in enumerate(zip(refs, chunks)):
         span, d = tile + 2 * ref.radius, 2 * ref.radius + 1
         block = slice(offset, offset + span * span)
         start = 0
         for count, rows in pieces:
-            keys, vals = rows[r]
+            keys = rows[r][0]
             part = slice(start, start + count)
             torch.bmm(q[part], keys.transpose(1, 2), out=scores[part, :, block])
-            values[part, block] = vals
             start += count
         # the d x d window of query (qy, qx): block columns qx..qx+2r (stride span) by rows
         # qy..qy+2r (contiguous); the max over columns reduces an outer axis (vectorised)
@@ -766,6 +762,13 @@ def _copy_run(
     k = top.shape[2]
     idx = torch.gather(pos, 2, best)  # (n, T*T, k)
     wts = torch.softmax(top / temperature, dim=2)
+    n_lab = pieces[0][1][0][1].shape[2]
+    values = torch.cat(  # (n, L+1, K): each piece's labels of all references, then a 0 label
+        [
+            torch.cat([*(v for _, v in rows), q.new_zeros(count, 1, n_lab)], dim=1)
+            for count, rows in pieces
+        ]
+    )
     picked = torch.gather(values, 1, idx.view(n, tt * k, 1).expand(-1, -1, n_lab))
     return torch.bmm(wts.view(n * tt, 1, k), picked.view(n * tt, k, n_lab)).view(n, tt, n_lab)
 
