@@ -11,7 +11,8 @@ and masks of every frame of the two modules are compared (max abs difference; eq
 The call of ``local_affinity_copy`` at frame ``--capture`` (with its per-tile reference sets)
 is kept and timed alone (median and min of ``--repeat`` interleaved calls,
 ``time.process_time``), then the whole loop per frame (median and min of ``--loops``
-interleaved runs).
+interleaved runs). ``--with-off``: also this tree with region localisation off in that
+interleaving (its own outputs, so only its time is printed).
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def bench_sequence(
     fake = Precomputed(frames, [enc.encode(f) for f in frames], enc.stride)
     refs = {0: FrameLabels(mask=first)}
 
-    def results(mod: ModuleType) -> list:
-        return list(mod.propagate(frames.__getitem__, 0, len(frames), refs, {}, fake))
+    def results(mod: ModuleType, localise: bool = True) -> list:
+        cfg = mod.PropagationConfig(region_localise=localise)
+        return list(mod.propagate(frames.__getitem__, 0, len(frames), refs, {}, fake, cfg))
 
     out = {n: results(m) for n, m in mods.items()}
     diff = max(
@@ -85,14 +87,22 @@ def bench_sequence(
         ],
         args.repeat,
     )
+    loops = [lambda m=m: results(m) for m in mods.values()]
+    if args.with_off:
+        loops.append(lambda: results(current, localise=False))
     per_frame = [
         (med / (len(frames) - 1), low / (len(frames) - 1))
-        for med, low in interleaved([lambda m=m: results(m) for m in mods.values()], args.loops)
+        for med, low in interleaved(loops, args.loops)
     ]
     for name, (a, f) in zip(mods, zip(aff, per_frame)):
         print(
             f"{seq:16s} {name:8s} affinity@{at} {a[0]:6.1f} (min {a[1]:6.1f}) ms"
             f" | loop {f[0]:6.1f} (min {f[1]:6.1f}) ms/frame"
+        )
+    if args.with_off:
+        off = per_frame[-1]
+        print(
+            f"{seq:16s} current, localisation off: loop {off[0]:6.1f} (min {off[1]:6.1f}) ms/frame"
         )
     print(
         f"{seq:16s} soft max |diff| {diff:.1e} over {len(frames) - 1} frames; masks equal: {same};"
@@ -110,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--loops", type=int, default=3, help="whole-loop runs per module")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--with-off", action="store_true", help="also time localisation off")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
