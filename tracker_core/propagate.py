@@ -555,26 +555,51 @@ def translate(x: torch.Tensor, offset: tuple[int, int], fill: float = 0.0) -> to
     return out
 
 
+def key_bias(feats: torch.Tensor) -> torch.Tensor:
+    """The keys' last channel: (C, h, w) features -> (1, h, w) ``-|f|^2 / 2``."""
+    return -0.5 * (feats * feats).sum(dim=0, keepdim=True)
+
+
 def make_reference(
     feats: torch.Tensor,
     labels: torch.Tensor,
     radius: int,
     tile: int,
     offset: tuple[int, int] = (0, 0),
+    bias: torch.Tensor | None = None,
 ) -> Reference:
     """Prepare a reference frame: feats (C, h, w), labels (K, h, w) on the same grid.
 
     ``offset`` (dy, dx): the frame translated by it, so that the window of query cell p is
     centred at ``p - offset`` of the frame; cells moved in from outside are never candidates
-    (bias -inf, like those past the border).
+    (bias -inf, like those past the border). ``bias``: :func:`key_bias` of feats, if known.
     """
-    bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
+    bias = key_bias(feats) if bias is None else bias
     if offset != (0, 0):
         feats, labels = translate(feats, offset), translate(labels, offset)
         bias = translate(bias, offset, float("-inf"))
     values, lo, hi = _label_windows(labels, tile, radius)
     keys = _bands(torch.cat([feats, bias]), tile, radius, last_fill=float("-inf"))
     return Reference(keys, values, lo, hi, radius, tile)
+
+
+def _box_source(
+    grid_hw: tuple[int, int],
+    tile: int,
+    radius: int,
+    box: tuple[int, int, int, int],
+    offset: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """The cells (y0, y1, x0, x1) (end exclusive; empty when y0 >= y1 or x0 >= x1) of an
+    untranslated (C, h, w) grid that :func:`_box_bands` with ``box`` and ``offset`` reads."""
+    h, w = grid_hw
+    ty0, ty1, tx0, tx1 = box
+    dy, dx = offset
+    hp, wb = (ty1 - ty0) * tile + 2 * radius, (tx1 - tx0 + math.ceil(2 * radius / tile)) * tile
+    y0, x0 = ty0 * tile - radius, tx0 * tile - radius
+    ylo, yhi = max(y0, 0, dy), min(y0 + hp, h, h + dy)
+    xlo, xhi = max(x0, 0, dx), min(x0 + wb, w, w + dx)
+    return ylo - dy, yhi - dy, xlo - dx, xhi - dx
 
 
 def _box_bands(
@@ -584,15 +609,22 @@ def _box_bands(
     box: tuple[int, int, int, int],
     offset: tuple[int, int] = (0, 0),
     last_fill: float | None = None,
+    grid_hw: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> torch.Tensor:
     """:func:`_bands` of ``x`` (C, h, w) translated by ``offset`` (as :func:`translate`), for the
     tiles ``box`` = (ty0, ty1, tx0, tx1) only (end exclusive): (ty1 - ty0, Wb', T+2r, C) with
     ``Wb' = (tx1 - tx0 + ceil(2r / T)) * T``. Cells off the grid, or moved in from off it, are
     0 (``last_fill`` for the last channel). With the whole grid as box and no offset, equal
-    to :func:`_bands`."""
-    c, h, w = x.shape
+    to :func:`_bands`.
+
+    ``grid_hw`` / ``origin``: ``x`` is the part of a grid of that size from cell ``origin`` on
+    (at least the cells :func:`_box_source` names); default the whole grid."""
+    c = x.shape[0]
+    h, w = grid_hw if grid_hw is not None else x.shape[1:]
     ty0, ty1, tx0, tx1 = box
     dy, dx = offset
+    oy, ox = origin
     span = tile + 2 * radius
     hp, wb = (ty1 - ty0) * tile + 2 * radius, (tx1 - tx0 + math.ceil(2 * radius / tile)) * tile
     y0, x0 = ty0 * tile - radius, tx0 * tile - radius  # grid cell of padded[0, 0]
@@ -602,7 +634,7 @@ def _box_bands(
     ylo, yhi = max(y0, 0, dy), min(y0 + hp, h, h + dy)
     xlo, xhi = max(x0, 0, dx), min(x0 + wb, w, w + dx)
     if ylo < yhi and xlo < xhi:
-        src = x[:, ylo - dy : yhi - dy, xlo - dx : xhi - dx]
+        src = x[:, ylo - dy - oy : yhi - dy - oy, xlo - dx - ox : xhi - dx - ox]
         padded[xlo - x0 : xhi - x0, ylo - y0 : yhi - y0] = src.permute(2, 1, 0)
     return padded.as_strided((ty1 - ty0, wb, span, c), (tile * c, hp * c, c, 1)).contiguous()
 
@@ -615,23 +647,33 @@ def _box_label_windows(
     offset: tuple[int, int],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`_label_windows` of ``labels`` (K, h, w) translated by ``offset``, for the tiles of
-    ``box`` only: (value bands of the box, lo, hi), lo / hi (nT, K) 0 outside the box."""
+    ``box`` only: (value bands of the box, lo, hi), lo / hi (nT, K) 0 outside the box.
+
+    lo / hi are max-pooled (exact) over the box's padded plane of translated labels, where cells
+    off the grid are -inf for hi (+inf for lo) and cells moved in from off it are 0."""
     k, h, w = labels.shape
     ty0, ty1, tx0, tx1 = box
-    tw = math.ceil(w / tile)
+    dy, dx = offset
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
     values = _box_bands(labels, tile, radius, box, offset)
-    inside = _box_bands(labels.new_ones(1, h, w), tile, radius, box)  # on the grid
-    pitch = values.shape[1] // tile
-    rows = (torch.arange(ty1 - ty0)[:, None] * pitch + torch.arange(tx1 - tx0)).flatten()
-    win = _tile_windows(values, tile, radius)[rows]  # (n, W, K)
-    ins = _tile_windows(inside, tile, radius)[rows] > 0  # (n, W, 1)
-    n_tiles = math.ceil(h / tile) * tw
-    at = ((torch.arange(ty0, ty1)[:, None]) * tw + torch.arange(tx0, tx1)).flatten()
-    lo = labels.new_zeros(n_tiles, k)
-    hi = labels.new_zeros(n_tiles, k)
-    lo[at] = win.masked_fill(~ins, 1e9).amin(dim=1)
-    hi[at] = win.masked_fill(~ins, -1e9).amax(dim=1)
-    return values, lo, hi
+    span = tile + 2 * radius
+    hp, wb = (ty1 - ty0) * tile + 2 * radius, (tx1 - tx0 + math.ceil(2 * radius / tile)) * tile
+    y0, x0 = ty0 * tile - radius, tx0 * tile - radius  # grid cell of plane[:, 0, 0]
+    plane = labels.new_full((k, hp, wb), float("-inf"))
+    plane[:, max(y0, 0) - y0 : min(y0 + hp, h) - y0, max(x0, 0) - x0 : min(x0 + wb, w) - x0] = 0
+    ylo, yhi = max(y0, 0, dy), min(y0 + hp, h, h + dy)
+    xlo, xhi = max(x0, 0, dx), min(x0 + wb, w, w + dx)
+    if ylo < yhi and xlo < xhi:
+        src = labels[:, ylo - dy : yhi - dy, xlo - dx : xhi - dx]
+        plane[:, ylo - y0 : yhi - y0, xlo - x0 : xhi - x0] = src
+    hi_box = F.max_pool2d(plane[None], span, stride=tile)[0]  # (K, ty1 - ty0, tx1 - tx0)
+    off_grid = torch.isneginf(plane)
+    lo_box = -F.max_pool2d(-plane.masked_fill_(off_grid, float("inf"))[None], span, stride=tile)[0]
+    lo = labels.new_zeros(th, tw, k)
+    hi = labels.new_zeros(th, tw, k)
+    lo[ty0:ty1, tx0:tx1] = lo_box.permute(1, 2, 0)
+    hi[ty0:ty1, tx0:tx1] = hi_box.permute(1, 2, 0)
+    return values, lo.view(th * tw, k), hi.view(th * tw, k)
 
 
 def box_reference(
@@ -642,16 +684,24 @@ def box_reference(
     offset: tuple[int, int],
     box: tuple[int, int, int, int],
     keys_of: Reference | None = None,
+    bias: torch.Tensor | None = None,
 ) -> Reference:
     """:func:`make_reference` with ``offset`` for the tiles of ``box`` = (ty0, ty1, tx0, tx1)
     only (the same windows, built for a fraction of the grid). ``keys_of``: a box reference of
-    the same frame, offset and box whose keys are shared (only the labels are built)."""
+    the same frame, offset and box whose keys are shared (only the labels are built);
+    ``bias``: :func:`key_bias` of feats (1, h, w), if known."""
     values, lo, hi = _box_label_windows(labels, tile, radius, box, offset)
     if keys_of is not None:
         keys = keys_of.keys
     else:
-        bias = -0.5 * (feats * feats).sum(dim=0, keepdim=True)
-        keys = _box_bands(torch.cat([feats, bias]), tile, radius, box, offset, float("-inf"))
+        # only the cells the box reads are concatenated (the bias of the whole frame: a sum
+        # over channels of a crop may round differently)
+        bias = key_bias(feats) if bias is None else bias
+        grid_hw = (feats.shape[1], feats.shape[2])
+        y0, y1, x0, x1 = _box_source(grid_hw, tile, radius, box, offset)
+        rows, cols = slice(y0, max(y0, y1)), slice(x0, max(x0, x1))
+        planes = torch.cat([feats[:, rows, cols], bias[:, rows, cols]])
+        keys = _box_bands(planes, tile, radius, box, offset, float("-inf"), grid_hw, (y0, x0))
     return Reference(keys, values, lo, hi, radius, tile, box[0], box[2])
 
 
@@ -663,14 +713,17 @@ def relabel(ref: Reference, labels: torch.Tensor) -> Reference:
 def _copy_run(
     q: torch.Tensor,
     refs: Sequence[Reference],
-    rows: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    pieces: Sequence[tuple[int, Sequence[tuple[torch.Tensor, torch.Tensor]]]],
     topk: int,
     temperature: float,
 ) -> torch.Tensor:
-    """Labels for a run of adjacent tiles in one tile row.
+    """Labels for a run of tiles of one tile row, in pieces that may each read another set of
+    references (the same radii, e.g. translated versions of the same frames).
 
-    q: (n, T*T, C+1) query tiles ``[f, 1]``; rows: per reference, its (n, (T+2r)^2, C+1) key
-    windows and (n, (T+2r)^2, K) value windows (views). Returns (n, T*T, K).
+    q: (n, T*T, C+1) query tiles ``[f, 1]``; pieces: consecutive (count, rows) with counts
+    summing to n, where rows holds per reference its (count, (T+2r)^2, C+1) key windows and
+    (count, (T+2r)^2, K) value windows (views) for those query tiles. Returns (n, T*T, K).
+    Each piece is scored by its own matmuls; the top-k and the weighting run once for all.
 
     Exact top-k in two stages: the k best candidates lie in the k window segments with the
     largest maxima (any other segment's best is beaten by k segment maxima), so the top-k
@@ -683,9 +736,15 @@ def _copy_run(
     scores = q.new_empty(n, tt, pitch)  # all references' window blocks side by side
     scores[:, :, row] = float("-inf")
     seg_max, offset = [], 0
-    for ref, (keys, _), ref_chunks in zip(refs, rows, chunks):
+    for r, (ref, ref_chunks) in enumerate(zip(refs, chunks)):
         span, d = tile + 2 * ref.radius, 2 * ref.radius + 1
-        torch.bmm(q, keys.transpose(1, 2), out=scores[:, :, offset : offset + span * span])
+        block = slice(offset, offset + span * span)
+        start = 0
+        for count, rows in pieces:
+            keys = rows[r][0]
+            part = slice(start, start + count)
+            torch.bmm(q[part], keys.transpose(1, 2), out=scores[part, :, block])
+            start += count
         # the d x d window of query (qy, qx): block columns qx..qx+2r (stride span) by rows
         # qy..qy+2r (contiguous); the max over columns reduces an outer axis (vectorised)
         strides = (tt * pitch, tile * pitch + 1, pitch + span, span, 1)
@@ -703,10 +762,39 @@ def _copy_run(
     k = top.shape[2]
     idx = torch.gather(pos, 2, best)  # (n, T*T, k)
     wts = torch.softmax(top / temperature, dim=2)
-    n_lab = rows[0][1].shape[2]
-    values = torch.cat([*(v for _, v in rows), q.new_zeros(n, 1, n_lab)], dim=1)  # (n, L+1, K)
+    n_lab = pieces[0][1][0][1].shape[2]
+    values = torch.cat(  # (n, L+1, K): each piece's labels of all references, then a 0 label
+        [
+            torch.cat([*(v for _, v in rows), q.new_zeros(count, 1, n_lab)], dim=1)
+            for count, rows in pieces
+        ]
+    )
     picked = torch.gather(values, 1, idx.view(n, tt * k, 1).expand(-1, -1, n_lab))
     return torch.bmm(wts.view(n * tt, 1, k), picked.view(n * tt, k, n_lab)).view(n, tt, n_lab)
+
+
+def _region_spans(cols: Sequence[int], regions: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Increasing tile columns of one run and each one's reference set -> (set, x0, x1) column
+    ranges (end exclusive), one per stretch of consecutive columns in ``cols`` with one set,
+    from its first to its last column (columns between two stretches of different sets are
+    left out)."""
+    spans: list[tuple[int, int, int]] = []
+    for x, g in zip(cols, regions):
+        if spans and spans[-1][0] == g:
+            spans[-1] = (g, spans[-1][1], x + 1)
+        else:
+            spans.append((g, x, x + 1))
+    return spans
+
+
+def _span_rows(cols: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> list[int]:
+    """The row of each column of ``cols`` in the batch of :func:`_region_spans`' ``spans``
+    (their columns one after the other)."""
+    rows, start = [], 0
+    for _, x0, x1 in spans:
+        rows.extend(start + x - x0 for x in cols if x0 <= x < x1)
+        start += x1 - x0
+    return rows
 
 
 def local_affinity_copy(
@@ -762,29 +850,36 @@ def local_affinity_copy(
             for s in sets
         ]
         tiles = active.tolist()
+        args = (topk, temperature)
         i = 0
         while i < len(tiles):
-            ty, tx0 = divmod(tiles[i], tw)
-            g = region[tiles[i]]
+            ty = tiles[i] // tw
             j = i
-            while (
-                j + 1 < len(tiles)
-                and tiles[j + 1] < tiles[i] + run
-                and tiles[j + 1] // tw == ty
-                and region[tiles[j + 1]] == g
-            ):
+            while j + 1 < len(tiles) and tiles[j + 1] < tiles[i] + run and tiles[j + 1] // tw == ty:
                 j += 1
-            tx1 = tiles[j] % tw + 1
-            rows = [
+            cols = [t % tw for t in tiles[i : j + 1]]
+            spans = _region_spans(cols, [region[t] for t in tiles[i : j + 1]])
+            pieces = [
                 (
-                    k[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
-                    v[(ty - y0) * p + tx0 - x0 : (ty - y0) * p + tx1 - x0],
+                    x1 - x0,
+                    [
+                        (
+                            k[(ty - y0) * p + x0 - c0 : (ty - y0) * p + x1 - c0],
+                            v[(ty - y0) * p + x0 - c0 : (ty - y0) * p + x1 - c0],
+                        )
+                        for k, v, p, y0, c0 in views[g]
+                    ],
                 )
-                for k, v, p, y0, x0 in views[g]
+                for g, x0, x1 in spans
             ]
-            res = _copy_run(q[ty, tx0:tx1], sets[g], rows, topk, temperature)
             sel = active[i : j + 1]
-            out[sel] = res[sel - tiles[i]]
+            if len(spans) == 1:
+                res = _copy_run(q[ty, cols[0] : cols[-1] + 1], sets[spans[0][0]], pieces, *args)
+                out[sel] = res[sel - tiles[i]]
+            else:
+                q_run = torch.cat([q[ty, x0:x1] for _, x0, x1 in spans])
+                res = _copy_run(q_run, sets[spans[0][0]], pieces, *args)
+                out[sel] = res[torch.tensor(_span_rows(cols, spans))]
             i = j + 1
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)
     return grid.reshape(n_lab, th * tile, tw * tile)[:, :h, :w].contiguous()
@@ -859,47 +954,63 @@ def clamp_offset(
     )
 
 
-def region_offsets(
+def window_offsets(
     target: torch.Tensor,
     memory: Sequence[torch.Tensor],
     radii: Sequence[int],
-    tiles: torch.Tensor,
-    tile: int,
-    grid_hw: tuple[int, int],
     slack: float = 0.0,
 ) -> list[list[tuple[int, int]]]:
     """Per object (row of ``target`` (n, 2), its predicted centroid at t) and memory frame (its
     centroids (n, 2) in ``memory``), the integer window offset ``round(target - centroid)``,
     each axis shrunk towards 0 by ``floor(slack * radius)`` cells (the window moves only as far
-    as keeps the predicted centroid that close to its centre) and clamped by
-    :func:`clamp_offset` to the object's tiles (``tiles`` (nT,), 1 + object); (0, 0) where a
-    centroid is not finite or the object has no tile."""
-    h, w = grid_hw
-    tw = math.ceil(w / tile)
+    as keeps the predicted centroid that close to its centre); (0, 0) where a centroid is not
+    finite. Not yet clamped to the object's tiles (:func:`region_offsets`)."""
     out: list[list[tuple[int, int]]] = []
     for obj in range(len(target)):
-        own = torch.nonzero(tiles == obj + 1).flatten()
         offsets = []
         for cents, radius in zip(memory, radii):
             d = target[obj] - cents[obj]
-            if not len(own) or not bool(torch.isfinite(d).all()):
+            if not bool(torch.isfinite(d).all()):
                 offsets.append((0, 0))
                 continue
-            ty, tx = own // tw, own % tw
-            cells = (
-                int(ty.min()) * tile,
-                min(h, (int(ty.max()) + 1) * tile),
-                int(tx.min()) * tile,
-                min(w, (int(tx.max()) + 1) * tile),
-            )
             free = math.floor(slack * radius)
             dy, dx = (round(float(v)) for v in d)
-            offset = (
-                int(math.copysign(max(0, abs(dy) - free), dy)),
-                int(math.copysign(max(0, abs(dx) - free), dx)),
+            offsets.append(
+                (
+                    int(math.copysign(max(0, abs(dy) - free), dy)),
+                    int(math.copysign(max(0, abs(dx) - free), dx)),
+                )
             )
-            offsets.append(clamp_offset(offset, cells, grid_hw, radius))
         out.append(offsets)
+    return out
+
+
+def region_offsets(
+    raw: Sequence[Sequence[tuple[int, int]]],
+    radii: Sequence[int],
+    tiles: torch.Tensor,
+    tile: int,
+    grid_hw: tuple[int, int],
+) -> list[list[tuple[int, int]]]:
+    """The offsets of :func:`window_offsets` (``raw``: per object, per memory frame), each
+    clamped by :func:`clamp_offset` to the object's tiles (``tiles`` (nT,), 1 + object);
+    (0, 0) where the object has no tile. A raw (0, 0) stays (0, 0)."""
+    h, w = grid_hw
+    tw = math.ceil(w / tile)
+    out: list[list[tuple[int, int]]] = []
+    for obj, obj_raw in enumerate(raw):
+        own = torch.nonzero(tiles == obj + 1).flatten()
+        if not len(own):
+            out.append([(0, 0)] * len(obj_raw))
+            continue
+        ty, tx = own // tw, own % tw
+        cells = (
+            int(ty.min()) * tile,
+            min(h, (int(ty.max()) + 1) * tile),
+            int(tx.min()) * tile,
+            min(w, (int(tx.max()) + 1) * tile),
+        )
+        out.append([clamp_offset(o, cells, grid_hw, r) for o, r in zip(obj_raw, radii)])
     return out
 
 
@@ -909,7 +1020,8 @@ class MemoryFrame:
 
     feats (C, h, w) and labels (K, h, w) as given to :func:`make_reference`; ``centroids``
     (n, 2) its mask objects' centroids (:func:`object_centroids`); ``keys_from``: the frame
-    whose keys this one shares (a keypoint memory frame relabelled from a mask one).
+    whose keys this one shares (a keypoint memory frame relabelled from a mask one); ``bias``:
+    :func:`key_bias` of feats (1, h, w), if kept.
     """
 
     feats: torch.Tensor
@@ -917,6 +1029,7 @@ class MemoryFrame:
     ref: Reference
     centroids: torch.Tensor
     keys_from: MemoryFrame | None = None
+    bias: torch.Tensor | None = field(default=None, compare=False, repr=False)
     shifted: dict[tuple[int, ...], Reference] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -938,7 +1051,7 @@ def shifted_reference(
     if hit is None:
         r, t = mem.ref.radius, mem.ref.tile
         keys_of = None if mem.keys_from is None else shifted_reference(mem.keys_from, offset, box)
-        hit = box_reference(mem.feats, mem.labels, r, t, offset, box, keys_of)
+        hit = box_reference(mem.feats, mem.labels, r, t, offset, box, keys_of, mem.bias)
         if len(mem.shifted) >= keep:
             mem.shifted.pop(next(iter(mem.shifted)))
         mem.shifted[key] = hit
@@ -1229,8 +1342,10 @@ def propagate(
     first_feats = encoded[start]
     tile = cfg.tile or (4 if first_feats.shape[0] <= 16 else 8)
 
-    def reference(feats: torch.Tensor, labels: torch.Tensor, radius: int) -> Reference:
-        return make_reference(feats, labels, radius, tile)
+    def reference(
+        feats: torch.Tensor, labels: torch.Tensor, radius: int, bias: torch.Tensor | None = None
+    ) -> Reference:
+        return make_reference(feats, labels, radius, tile, bias=bias)
 
     m = layout.num_mask_channels
     # joints in a pass of their own over a longer memory (keys shared with the masks' pass)
@@ -1243,9 +1358,9 @@ def propagate(
     ) -> tuple[MemoryFrame, MemoryFrame | None]:
         """The memory frame of (K, h, w) labels ``full`` (and its joints' frame when split)."""
         cents = object_centroids(full[:m])
-        main = MemoryFrame(
-            feats, full[:main_channels], reference(feats, full[:main_channels], radius), cents
-        )
+        bias = key_bias(feats)  # kept for the translated references (region localisation)
+        ref = reference(feats, full[:main_channels], radius, bias)
+        main = MemoryFrame(feats, full[:main_channels], ref, cents, bias=bias)
         if not split:
             return main, None
         kp = MemoryFrame(feats, full[m:], relabel(main.ref, full[m:]), cents, keys_from=main)
@@ -1275,12 +1390,13 @@ def propagate(
         if not localise:
             return local_affinity_copy(feats, [f.ref for f in memory], cfg.topk, cfg.temperature)
         target = predict_centroids(track, cfg.region_velocity)
+        radii = [f.ref.radius for f in memory]
+        raw = window_offsets(target, [f.centroids for f in memory], radii, cfg.region_slack)
+        if all(o == (0, 0) for offs in raw for o in offs):  # no window moves: the plain copy
+            return local_affinity_copy(feats, [f.ref for f in memory], cfg.topk, cfg.temperature)
         presence = predicted_presence(recent[-1].labels[1:m], target - track[-1])
         tiles = region_tiles(presence, tile, cfg.region_margin)
-        radii = [f.ref.radius for f in memory]
-        grid_hw = (feats.shape[1], feats.shape[2])
-        cents = [f.centroids for f in memory]
-        offsets = region_offsets(target, cents, radii, tiles, tile, grid_hw, cfg.region_slack)
+        offsets = region_offsets(raw, radii, tiles, tile, (feats.shape[1], feats.shape[2]))
         return localised_copy(feats, memory, tiles, offsets, cfg.topk, cfg.temperature)
 
     for idx in range(start + step, stop, step):

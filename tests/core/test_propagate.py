@@ -27,9 +27,11 @@ from tracker_core.propagate import (
     object_centroids,
     predict_centroids,
     propagate,
+    region_offsets,
     region_tiles,
     soft_to_mask,
     translate,
+    window_offsets,
     work_size,
 )
 
@@ -423,6 +425,12 @@ def test_region_helpers_centroids_prediction_tiles_and_clamping():
     # a window of every query cell keeps a cell on the grid
     assert clamp_offset((40, -40), (0, 4, 4, 8), (8, 8), 2) == (2, -2)
     assert clamp_offset((1, 1), (0, 4, 4, 8), (8, 8), 2) == (1, 1)
+    # offsets: shrunk by the slack, (0, 0) for an absent object, clamped to the object's tiles
+    raw = window_offsets(pred, [cents, later], [2, 4], slack=0.5)
+    assert raw == [[(1, 3), (0, 0)], [(0, 0), (0, 0)]]
+    assert region_offsets(raw, [2, 4], tiles, 4, (8, 8)) == [[(1, 3), (0, 0)], [(0, 0), (0, 0)]]
+    far = [[(40, -40), (0, 0)], [(5, 5), (0, 0)]]  # object 2 has no tile: its windows stay
+    assert region_offsets(far, [2, 4], tiles, 4, (8, 8)) == [[(2, -2), (0, 0)], [(0, 0), (0, 0)]]
 
 
 @pytest.mark.parametrize(
@@ -448,3 +456,53 @@ def test_a_box_reference_gives_the_windows_of_the_whole_translated_reference(off
     assert torch.equal(part.lo[inside], whole.lo[inside]) and torch.equal(
         part.hi[inside], whole.hi[inside]
     )
+
+
+def test_mixed_region_runs_equal_per_region_runs(monkeypatch):
+    """One run holding tiles of several reference sets (whole and box references of different
+    offsets, alternating within tile rows) gives the labels of scoring each tile alone."""
+    import tracker_core.propagate as prop
+
+    gen = torch.Generator().manual_seed(4)
+    h, w, c, k, tile = 12, 22, 4, 3, 4
+    query = torch.randn(c, h, w, generator=gen)
+    feats = [torch.randn(c, h, w, generator=gen) for _ in range(2)]
+    labels = [torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0) for _ in range(2)]
+    radii = (2, 3)
+    base = [make_reference(f, lab, r, tile) for f, lab, r in zip(feats, labels, radii)]
+    region = torch.tensor([[0, 1, 1, 2, 2, 0], [1, 2, 0, 1, 2, 2], [2, 2, 1, 1, 0, 1]])
+    sets = []
+    for g, offs in ((1, [(1, 2), (-2, 0)]), (2, [(0, -3), (3, 1)])):
+        own = torch.nonzero(region.flatten() == g).flatten()
+        box = prop.tile_box(own, 6)
+        sets.append(
+            [
+                box_reference(f, lab, r, tile, o, box)
+                for f, lab, r, o in zip(feats, labels, radii, offs)
+            ]
+        )
+    pieces = []
+    run_copy = prop._copy_run
+
+    def counting(q, refs, parts, topk, temperature):
+        pieces.append(len(parts))
+        return run_copy(q, refs, parts, topk, temperature)
+
+    monkeypatch.setattr(prop, "_copy_run", counting)
+    mixed = local_affinity_copy(query, base, 3, 0.2, regions=sets, tile_region=region.flatten())
+    assert max(pieces) >= 3  # runs did hold tiles of every set
+    pieces.clear()
+    alone = local_affinity_copy(
+        query, base, 3, 0.2, run=1, regions=sets, tile_region=region.flatten()
+    )
+    assert max(pieces) == 1
+    assert torch.equal(mixed, alone)
+    # and each tile took its own set's labels (whole translated frames, tile by tile)
+    whole = [
+        [make_reference(f, lab, r, tile, o) for f, lab, r, o in zip(feats, labels, radii, offs)]
+        for offs in ([(1, 2), (-2, 0)], [(0, -3), (3, 1)])
+    ]
+    want = local_affinity_copy(
+        query, base, 3, 0.2, run=1, regions=whole, tile_region=region.flatten()
+    )
+    assert torch.equal(mixed, want)
