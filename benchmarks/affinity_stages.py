@@ -55,6 +55,17 @@ class Precomputed:
         return self._by_id[id(frame)]
 
 
+def prepared(
+    root: Path, seq: str, n_frames: int, enc: Encoder
+) -> tuple[list[np.ndarray], Precomputed, dict[int, FrameLabels]]:
+    """The first ``n_frames`` frames of a DAVIS sequence, their features encoded beforehand
+    (outside any clock) and frame 0's ground truth as the only keyframe."""
+    with VideoSource.open(root / "JPEGImages" / "480p" / seq) as video:
+        frames = [video.frame(i) for i in range(min(n_frames, len(video)))]
+    fake = Precomputed(frames, [enc.encode(f) for f in frames], enc.stride)
+    return frames, fake, {0: FrameLabels(mask=load_ground_truth(root, seq)[0])}
+
+
 def capture(mod: ModuleType, run: Callable[[], None], at: int) -> dict[str, tuple]:
     """Run ``run`` with ``mod``'s affinity and decoder wrapped; keep their call at frame ``at``."""
     kept: dict[str, tuple] = {}
@@ -95,11 +106,7 @@ def bench_sequence(
     root: Path, seq: str, mods: dict[str, ModuleType], enc: Encoder, args: argparse.Namespace
 ) -> None:
     """Time both modules on one sequence and print their rows."""
-    with VideoSource.open(root / "JPEGImages" / "480p" / seq) as video:
-        frames = [video.frame(i) for i in range(min(args.frames, len(video)))]
-    first = load_ground_truth(root, seq)[0]
-    fake = Precomputed(frames, [enc.encode(f) for f in frames], enc.stride)
-    refs = {0: FrameLabels(mask=first)}
+    frames, fake, refs = prepared(root, seq, args.frames, enc)
 
     def loop(mod: ModuleType) -> list[np.ndarray]:
         it = mod.propagate(frames.__getitem__, 0, len(frames), refs, {}, fake)

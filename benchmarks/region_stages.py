@@ -19,51 +19,24 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 import cv2
 import numpy as np
 import torch
-from affinity_stages import Precomputed, interleaved, load_module  # the script's folder
+from affinity_stages import capture, interleaved, load_module, prepared  # the script's folder
 
 import tracker_core.propagate as current
 from tracker_core.encoder import Encoder, load_encoder
-from tracker_core.evaluate import load_ground_truth
-from tracker_core.labels import FrameLabels
-from tracker_core.video import VideoSource
-
-
-def capture_affinity(mod: ModuleType, run: Callable[[], None], at: int) -> tuple[tuple, dict]:
-    """Run ``run`` with ``mod``'s affinity wrapped; keep its (args, kwargs) at call ``at``."""
-    kept: list[tuple[tuple, dict]] = []
-    calls = {"n": 0}
-    lac = mod.local_affinity_copy
-
-    def wrap(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == at:
-            kept.append((a, k))
-        return lac(*a, **k)
-
-    mod.local_affinity_copy = wrap
-    try:
-        run()
-    finally:
-        mod.local_affinity_copy = lac
-    return kept[0]
 
 
 def bench_sequence(
     root: Path, seq: str, mods: dict[str, ModuleType], enc: Encoder, args: argparse.Namespace
 ) -> None:
     """Time both modules on one sequence and print their rows."""
-    with VideoSource.open(root / "JPEGImages" / "480p" / seq) as video:
-        frames = [video.frame(i) for i in range(min(args.frames, len(video)))]
-    first = load_ground_truth(root, seq)[0]
-    fake = Precomputed(frames, [enc.encode(f) for f in frames], enc.stride)
-    refs = {0: FrameLabels(mask=first)}
+    frames, fake, refs = prepared(root, seq, args.frames, enc)
 
     def results(mod: ModuleType, localise: bool = True) -> list:
         cfg = mod.PropagationConfig(region_localise=localise)
@@ -78,7 +51,7 @@ def bench_sequence(
         for a, b in zip(out["baseline"], out["current"])
     )
     at = min(args.capture, len(frames) - 1)
-    kept = {n: capture_affinity(m, lambda m=m: results(m), at) for n, m in mods.items()}
+    kept = {n: capture(m, lambda m=m: results(m), at)["affinity"] for n, m in mods.items()}
     n_regions = len(kept["current"][1].get("regions", ()))
     aff = interleaved(
         [
