@@ -32,7 +32,7 @@ import torch
 from tracker_core.encoder import LearnedEncoder, load_encoder
 from tracker_core.evaluate import list_sequences, load_ground_truth, score_sequence
 from tracker_core.labels import FrameLabels
-from tracker_core.propagator import Propagator, load_propagator
+from tracker_core.propagator import Propagator, load_propagator, parse_overrides
 from tracker_core.runtime import cpu_description
 from tracker_core.video import VideoSource
 
@@ -153,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per sequence")
     parser.add_argument("--ttff-repeat", type=int, default=3, help="fresh processes per size")
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="';'-separated protocol variants, each ','-separated FIELD=VALUE (an empty one ="
+        " the preset as is), timed side by side, e.g. ';feature_dims=32'",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -172,10 +178,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"# encoder {encoder.name} (asked {precision}): {encoder.placement}")
             for preset in [p for p in args.presets.split(",") if p]:
                 for wh in work_heights:
-                    over = {} if wh is None else {"max_work_height": wh}
-                    prop = load_propagator(preset, encoder=encoder, overrides=over)
-                    suffix = "" if wh is None else f",wh{wh}"
-                    methods.append((f"trackpaint[{tag},{preset}{suffix}]", propagator_method(prop)))
+                    for variant in args.variants.split(";"):
+                        over = parse_overrides([v for v in variant.split(",") if v])
+                        if wh is not None:
+                            over["max_work_height"] = wh
+                        prop = load_propagator(preset, encoder=encoder, overrides=over)
+                        suffix = "" if wh is None else f",wh{wh}"
+                        suffix += f",{variant}" if variant else ""
+                        name = f"trackpaint[{tag},{preset}{suffix}]"
+                        methods.append((name, propagator_method(prop)))
                 learned.append((model, precision, preset))
     if not args.no_baselines:
         methods += [("dis-flow", dis_flow), ("copy-frame-0", copy_first)]

@@ -146,27 +146,31 @@ class LearnedEncoder:
         self._graph = EncoderGraph(self.net).eval().to(self.device)
         if self.device == "cpu" and self.runtime == "torch" and self.precision == "fp32":
             self._graph.to(memory_format=torch.channels_last)  # 26 vs 35 ms eager at 480p
-        self._session: Any = None
+        self._sessions: dict[int, Any] = {}  # ONNX Runtime sessions by intra-op thread count
 
     def _onnx_session(self, lab: np.ndarray) -> Any:
-        """The ONNX Runtime session (made on first use); None, and torch from then on, when
-        a graph is needed but the ``onnx`` exporter is not installed."""
+        """The ONNX Runtime session for torch's current thread count (made on first use, so a
+        propagation that encodes ahead on half the threads gets a session of its own); None,
+        and torch from then on, when a graph is needed but the ``onnx`` exporter is missing."""
         from tracker_core.runtime import int8_session, onnx_session
 
         threads = torch.get_num_threads()
-        if self._session is None and self.precision == "int8":
+        session = self._sessions.get(threads)
+        if session is None and self.precision == "int8":
             try:
-                self._session = int8_session(self.net, self.source, threads)
+                session = int8_session(self.net, self.source, threads)
             except LookupError:
                 self.precision = "fp32"  # e.g. adapted weights: no quantised graph for them
-        if self._session is None:
+        if session is None:
             example = torch.from_numpy(lab[:, :64, :64].copy())
             try:
-                self._session = onnx_session(self._graph, self.net, example, self.source, threads)
+                session = onnx_session(self._graph, self.net, example, self.source, threads)
             except ImportError:
                 self.runtime = "torch"
                 self._graph.to(memory_format=torch.channels_last)
-        return self._session
+                return None
+        self._sessions[threads] = session
+        return session
 
     @torch.inference_mode()
     def features(self, lab: np.ndarray) -> torch.Tensor:

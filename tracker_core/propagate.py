@@ -20,7 +20,9 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -85,6 +87,15 @@ class PropagationConfig:
     # Each offset shrinks towards 0 by this fraction of the window radius per axis: small motion,
     # which the window covers anyway, moves no window (0: dev-b 66.9 vs 68.3 on 7 sequences).
     region_slack: float = 0.5
+    # Project every frame's features onto the top principal directions (uncentred) of the start
+    # frame's features (``feature_basis``): the matmuls scale with the channels, and the
+    # projection drops directions the video does not use. 32 of the shipped 67: dev / dev-b J&F
+    # 83.4 / 73.9 vs 83.25 / 73.0 with all, 24 and 40 also help both, 16 loses dev-b
+    # (benchmarks/RESULTS.md, "Feature dimensions and encoding ahead"). 0 = all channels.
+    feature_dims: int = 32
+    # Decode and encode frame t+1 on a worker thread while frame t is matched, torch's threads
+    # split between the two (needs >= 2 threads; outputs are identical either way).
+    encode_ahead: bool = True
 
     def __post_init__(self) -> None:
         if self.radius < 0 or self.keyframe_radius < 0:
@@ -93,6 +104,8 @@ class PropagationConfig:
             raise ValueError("topk, n_recent, n_keyframes must be >= 1 and tile >= 0")
         if self.max_work_height < 0:
             raise ValueError("max_work_height must be >= 0")
+        if self.feature_dims < 0:
+            raise ValueError("feature_dims must be >= 0")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
         if self.keypoint_decode not in ("top3", "peak") or self.keypoint_window < 0:
@@ -1270,6 +1283,70 @@ def _eviction_rank(index: int, position: int, step: int) -> tuple[int, int]:
     return (1, -ahead) if ahead < 0 else (0, ahead)
 
 
+def feature_basis(feats: torch.Tensor, dims: int) -> torch.Tensor | None:
+    """(C, h, w) features -> (dims, C) orthonormal rows: the top principal directions (uncentred,
+    so dot products are what is kept) of the cells' features; None when ``dims`` is 0 or >= C.
+
+    Projecting every frame onto the start frame's basis keeps the affinity's dot products where
+    the video's features vary and drops the rest: at 32 of 67 channels dev / dev-b J&F 83.4 /
+    73.9 against 83.25 / 73.0 with all of them (benchmarks/RESULTS.md, "Feature dimensions").
+    """
+    if dims <= 0 or dims >= feats.shape[0]:
+        return None
+    flat = feats.flatten(1).double()
+    _, vectors = torch.linalg.eigh(flat @ flat.T)  # ascending eigenvalues
+    return vectors[:, -dims:].flip(1).T.to(feats.dtype).contiguous()
+
+
+T = TypeVar("T")
+
+
+class LoadAhead(Generic[T]):
+    """Loads frame t+1 (``load(index)``: decode + encode) on a worker thread while the caller
+    matches frame t, for ``order``'s indices in turn.
+
+    The first frame is loaded inline with all of torch's threads (time to first frame is
+    unchanged); from then on the caller and the worker each get half of them (at least one;
+    with fewer than two threads, or ``enabled`` False, everything runs inline). ``close``
+    waits for the worker and restores torch's thread count. ``get(i)`` returns what
+    ``load(i)`` returns and raises what it raises, in the caller's thread.
+    """
+
+    def __init__(
+        self, load: Callable[[int], T], order: Sequence[int], enabled: bool = True
+    ) -> None:
+        self._load = load
+        self._order = list(order)
+        self._position = {idx: i for i, idx in enumerate(self._order)}
+        self._threads = torch.get_num_threads()
+        self._enabled = enabled and self._threads >= 2
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: tuple[int, Future[T]] | None = None
+
+    def get(self, idx: int) -> T:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == idx:
+            item = pending[1].result()
+        else:
+            if pending is not None:  # asked out of order: the loaded frame is not wanted
+                pending[1].cancel()
+            item = self._load(idx)
+        nxt = self._position.get(idx, len(self._order)) + 1
+        if self._enabled and nxt < len(self._order):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="trackpaint-load")
+                torch.set_num_threads(max(1, self._threads // 2))
+            self._pending = (self._order[nxt], self._pool.submit(self._load, self._order[nxt]))
+        return item
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            torch.set_num_threads(self._threads)
+        self._pending = None
+
+
 def propagate(
     frames: Callable[[int], np.ndarray],
     start: int,
@@ -1340,6 +1417,13 @@ def propagate(
         if pixels is not None:  # a damaged keyframe stays out of the long-term memory
             encoded[k] = encode(k, start, pixels)
     first_feats = encoded[start]
+    basis = feature_basis(first_feats, cfg.feature_dims)
+
+    def project(x: torch.Tensor) -> torch.Tensor:
+        return x if basis is None else (basis @ x.flatten(1)).view(basis.shape[0], *x.shape[1:])
+
+    encoded = {k: project(v) for k, v in encoded.items()}
+    first_feats = encoded[start]
     tile = cfg.tile or (4 if first_feats.shape[0] <= 16 else 8)
 
     def reference(
@@ -1399,50 +1483,62 @@ def propagate(
         offsets = region_offsets(raw, radii, tiles, tile, (feats.shape[1], feats.shape[2]))
         return localised_copy(feats, memory, tiles, offsets, cfg.topk, cfg.temperature)
 
-    for idx in range(start + step, stop, step):
+    def load(idx: int) -> tuple[np.ndarray, torch.Tensor] | None:
+        """Frame ``idx`` decoded, checked and encoded; None when it is skipped as damaged."""
         frame = decoded(idx)
         if frame is None:
-            continue
+            return None
         if frame.shape[:2] != frame_hw:
             raise ValueError(f"frame {idx} is {frame.shape[:2]}, expected {frame_hw}")
-        t0 = time.perf_counter()
-        feats = encode(idx, idx, frame)
-        soft = copy(feats, [*long_term, *recent])
-        if split:
-            soft = torch.cat([soft, copy(feats, [*long_kp, *recent_kp])])
-        if owners:
-            soft = weight_keypoints_by_mask(soft, layout, owners, cfg.keypoint_mask_weight)
-        labels = decode_labels(
-            soft,
-            layout,
-            frame_hw,
-            s,
-            cfg.keypoint_visible_threshold,
-            sigma,
-            frame,
-            cfg.refine_radius,
-            cfg.keypoint_decode,
-            cfg.keypoint_window,
-            work_hw,
-        )
-        # Feed back the raw soft labels (feeding back the guided-filter refined masks compounds
-        # errors: 52.4 vs 62.9 dev J&F); visible keypoints are re-rendered sharp at their decoded
-        # position (against blur drift), weak ones keep their soft heat so they can recover.
-        feedback = soft.clone()
-        if layout.keypoints and cfg.keypoint_feedback == "sharp":
-            work = rescale_keypoints(labels, frame_hw, work_hw)
-            sharp = encode_keypoints(work, layout, s, tuple(soft.shape[1:]), sigma)
-            seen = sharp.flatten(1).amax(dim=1) > 0
-            feedback[m:][seen] = sharp[seen]
-        main, kp = remember(feats, feedback, cfg.radius)
-        recent.append(main)
-        if kp is not None:
-            recent_kp.append(kp)
-        track.append(main.centroids)
-        scores = object_confidences(soft[: layout.num_mask_channels], start_area).tolist()
-        per_object = {
-            **dict(zip(layout.mask_ids, scores)),
-            **{o: math.nan for o, _ in layout.keypoints},
-        }
-        conf = min(scores) if scores else 1.0
-        yield PropagatedFrame(idx, labels, conf, time.perf_counter() - t0, soft, per_object)
+        return frame, project(encode(idx, idx, frame))
+
+    ahead = LoadAhead(load, range(start + step, stop, step), cfg.encode_ahead)
+    try:
+        for idx in range(start + step, stop, step):
+            t0 = time.perf_counter()
+            item = ahead.get(idx)
+            if item is None:
+                continue
+            frame, feats = item
+            soft = copy(feats, [*long_term, *recent])
+            if split:
+                soft = torch.cat([soft, copy(feats, [*long_kp, *recent_kp])])
+            if owners:
+                soft = weight_keypoints_by_mask(soft, layout, owners, cfg.keypoint_mask_weight)
+            labels = decode_labels(
+                soft,
+                layout,
+                frame_hw,
+                s,
+                cfg.keypoint_visible_threshold,
+                sigma,
+                frame,
+                cfg.refine_radius,
+                cfg.keypoint_decode,
+                cfg.keypoint_window,
+                work_hw,
+            )
+            # Feed back the raw soft labels (feeding back the guided-filter refined masks
+            # compounds errors: 52.4 vs 62.9 dev J&F); visible keypoints are re-rendered sharp at
+            # their decoded position (against blur drift), weak ones keep their soft heat so they
+            # can recover.
+            feedback = soft.clone()
+            if layout.keypoints and cfg.keypoint_feedback == "sharp":
+                work = rescale_keypoints(labels, frame_hw, work_hw)
+                sharp = encode_keypoints(work, layout, s, tuple(soft.shape[1:]), sigma)
+                seen = sharp.flatten(1).amax(dim=1) > 0
+                feedback[m:][seen] = sharp[seen]
+            main, kp = remember(feats, feedback, cfg.radius)
+            recent.append(main)
+            if kp is not None:
+                recent_kp.append(kp)
+            track.append(main.centroids)
+            scores = object_confidences(soft[: layout.num_mask_channels], start_area).tolist()
+            per_object = {
+                **dict(zip(layout.mask_ids, scores)),
+                **{o: math.nan for o, _ in layout.keypoints},
+            }
+            conf = min(scores) if scores else 1.0
+            yield PropagatedFrame(idx, labels, conf, time.perf_counter() - t0, soft, per_object)
+    finally:
+        ahead.close()

@@ -10,10 +10,12 @@ Presets (protocol settings on top of :class:`~tracker_core.propagate.Propagation
   12), top-10, windows of each mask object's tiles centred where the object came from
   (``region_localise``, slack 0.5: dev / dev-b J&F 83.4 / 73.0 vs 72.6 / 72.0 without, at
   +7-13 % CPU per frame); frames taller than 480 rows are matched at 480 rows
-  (``max_work_height``) and decoded at full size. The speed targets in
-  ``benchmarks/RESULTS.md`` were measured before localisation.
+  (``max_work_height``) and decoded at full size; features projected on the start frame's 32
+  principal directions (``feature_dims``: dev / dev-b 83.4 / 73.9 vs 83.25 / 73.0 with all 67);
+  frame t+1 decoded and encoded on a worker thread while t is matched (``encode_ahead``).
 - ``accurate``: the last 7 frames in memory (about 1.5x the CPU per frame of ``fast`` without
-  the encoder), localised too: dev / dev-b J&F 85.3 / 75.1 (73.9 / 74.6 without localisation).
+  the encoder), otherwise the same: dev / dev-b J&F 85.0 / 75.75 (84.9 / 75.3 with all
+  channels).
 """
 
 from __future__ import annotations

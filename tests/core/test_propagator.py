@@ -136,6 +136,29 @@ def test_encoder_runtimes_agree_and_the_onnx_graph_is_exported_once(tmp_path, mo
     assert torch.allclose(q.encode(frames[0]), b) and q.precision == "fp32"
 
 
+def test_an_onnx_encoder_keeps_one_session_per_thread_count(tmp_path):
+    """Propagation encodes ahead on half of torch's threads: that gets a session of its own,
+    made once, giving the same features."""
+    from tracker_core import runtime
+    from tracker_core.encoder import load_encoder
+
+    frames, _ = make_moving_square_frames(n=1, h=64, w=96)
+    enc = load_encoder(tiny_checkpoint(tmp_path), precision="fp32")
+    assert enc.placement == runtime.Placement("onnx", "cpu", "fp32")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = enc.encode(frames[0])
+        torch.set_num_threads(1)
+        one = enc.encode(frames[0])
+        session = enc._sessions[1]
+        enc.encode(frames[0])
+        assert enc._sessions[1] is session and sorted(enc._sessions) == [1, 2]
+        assert torch.allclose(one, two, atol=1e-5)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_placement_follows_the_cpu_capabilities(monkeypatch):
     from tracker_core import runtime
 
