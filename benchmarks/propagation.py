@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/propagation.py ../shared/data/davis-dev --threads 2 --fp32 \\
         [--models default,lab] [--presets fast,accurate] [--sizes 480,720,1080] [--repeat 3] \\
-        [--work-heights 0,480]
+        [--work-heights 0,480] [--variants "encode_ahead=false,feature_dims=0;"]
 
 Baselines in the same run: OpenCV DIS optical flow warping the previous soft mask, and copying
 the frame-0 mask to every frame. ms/frame excludes decoding (frames are decoded, and resized for
@@ -11,7 +11,9 @@ the median over ``--repeat`` interleaved runs of every method, so a noisy shared
 every method alike; ``ratio`` is the median over sequences of ms/frame divided by DIS's on the
 same sequence. Time to first frame is measured in a fresh process per size (after its imports):
 load the model, make the propagator, encode the memory and propagate one frame.
-``--fp32`` disables bfloat16 (what CPUs without native bf16 run).
+``--fp32`` disables bfloat16 (what CPUs without native bf16 run). ``--variants`` times protocol
+variants (``PropagationConfig`` fields on top of each preset; an empty variant is the preset as
+is) side by side in the same interleaved runs.
 """
 
 from __future__ import annotations
