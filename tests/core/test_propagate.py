@@ -358,13 +358,21 @@ def test_localisation_changes_nothing_when_objects_do_not_move_or_there_are_none
         assert torch.equal(a.soft, b.soft)
 
 
-@pytest.mark.parametrize("offset", [(0, 0), (2, -3), (-5, 1), (12, 0)])
-def test_translated_reference_matches_dense_windows_centred_off_the_query(offset):
-    gen = torch.Generator().manual_seed(1)
-    h, w, c, k, r, tile = 11, 14, 5, 3, 2, 4
+def random_query_and_frame(
+    seed: int, c: int, k: int, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded (C, h, w) query features, (C, h, w) reference features and (K, h, w) soft labels."""
+    gen = torch.Generator().manual_seed(seed)
     query = torch.randn(c, h, w, generator=gen)
     feats = torch.randn(c, h, w, generator=gen)
     labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    return query, feats, labels
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (2, -3), (-5, 1), (12, 0)])
+def test_translated_reference_matches_dense_windows_centred_off_the_query(offset):
+    h, w, c, k, r, tile = 11, 14, 5, 3, 2, 4
+    query, feats, labels = random_query_and_frame(1, c, k, h, w)
     ref = make_reference(feats, labels, r, tile, offset)
     if offset == (0, 0):  # no offset: the reference of the old code, bit for bit
         old = make_reference(feats, labels, r, tile)
@@ -388,11 +396,8 @@ def test_translated_reference_matches_dense_windows_centred_off_the_query(offset
 
 
 def test_per_tile_reference_sets_equal_each_set_alone():
-    gen = torch.Generator().manual_seed(2)
     h, w, c, k, tile = 12, 16, 4, 2, 4
-    query = torch.randn(c, h, w, generator=gen)
-    feats = torch.randn(c, h, w, generator=gen)
-    labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    query, feats, labels = random_query_and_frame(2, c, k, h, w)
     base = [make_reference(feats, labels, 2, tile), make_reference(feats, labels, 3, tile)]
     moved = [
         make_reference(feats, labels, 2, tile, (1, 2)),
@@ -437,11 +442,8 @@ def test_region_helpers_centroids_prediction_tiles_and_clamping():
     ("offset", "box"), [((0, 0), (0, 3, 0, 4)), ((2, -3), (1, 3, 1, 3)), ((-6, 5), (0, 2, 2, 4))]
 )
 def test_a_box_reference_gives_the_windows_of_the_whole_translated_reference(offset, box):
-    gen = torch.Generator().manual_seed(3)
     h, w, c, k, r, tile = 12, 15, 4, 3, 3, 4
-    query = torch.randn(c, h, w, generator=gen)
-    feats = torch.randn(c, h, w, generator=gen)
-    labels = torch.softmax(torch.randn(k, h, w, generator=gen) * 3, dim=0)
+    query, feats, labels = random_query_and_frame(3, c, k, h, w)
     whole = make_reference(feats, labels, r, tile, offset)
     part = box_reference(feats, labels, r, tile, offset, box)
     if box == (0, 3, 0, 4) and offset == (0, 0):
