@@ -138,21 +138,33 @@ def bench_sequence(
     print(f"{seq:14s} affinity max |diff| {diff:.1e}; masks of all frames equal: {same}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def comparison_parser(
+    doc: str, sequences: str, frames: int, capture_help: str
+) -> argparse.ArgumentParser:
+    """The options of a baseline-vs-current timing script (this one and region_stages.py)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("davis_root", type=Path)
     parser.add_argument("--baseline", type=Path, required=True, help="an older propagate.py")
-    parser.add_argument("--sequences", default="bear,dog-agility")
-    parser.add_argument("--frames", type=int, default=25)
-    parser.add_argument("--capture", type=int, default=20, help="frame whose inputs are timed")
+    parser.add_argument("--sequences", default=sequences)
+    parser.add_argument("--frames", type=int, default=frames)
+    parser.add_argument("--capture", type=int, default=20, help=capture_help)
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--loops", type=int, default=3, help="whole-loop runs per module")
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def modules_to_compare(args: argparse.Namespace) -> dict[str, ModuleType]:
+    """Set torch's and OpenCV's threads from ``args``; the baseline and current modules."""
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    base = load_module(args.baseline)
-    mods = {"baseline": base, "current": current}
+    return {"baseline": load_module(args.baseline), "current": current}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = comparison_parser(__doc__, "bear,dog-agility", 25, "frame whose inputs are timed")
+    args = parser.parse_args(argv)
+    mods = modules_to_compare(args)
     enc = load_encoder(None, precision="fp32")
     print(f"# load average {os.getloadavg()} | torch threads {torch.get_num_threads()}")
     for seq in [s for s in args.sequences.split(",") if s]:

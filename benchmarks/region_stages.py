@@ -23,10 +23,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-import cv2
 import numpy as np
 import torch
-from affinity_stages import capture, interleaved, load_module, prepared  # the script's folder
+from affinity_stages import (  # the script's folder
+    capture,
+    comparison_parser,
+    interleaved,
+    modules_to_compare,
+    prepared,
+)
 
 import tracker_core.propagate as current
 from tracker_core.encoder import Encoder, load_encoder
@@ -84,20 +89,11 @@ def bench_sequence(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("davis_root", type=Path)
-    parser.add_argument("--baseline", type=Path, required=True, help="an older propagate.py")
-    parser.add_argument("--sequences", default="bear,dog-agility,soccerball,motocross-bumps")
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--capture", type=int, default=20, help="frame whose affinity is timed")
-    parser.add_argument("--repeat", type=int, default=9)
-    parser.add_argument("--loops", type=int, default=3, help="whole-loop runs per module")
-    parser.add_argument("--threads", type=int, default=1)
+    seqs = "bear,dog-agility,soccerball,motocross-bumps"
+    parser = comparison_parser(__doc__, seqs, 40, "frame whose affinity is timed")
     parser.add_argument("--with-off", action="store_true", help="also time localisation off")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
-    mods = {"baseline": load_module(args.baseline), "current": current}
+    mods = modules_to_compare(args)
     enc = load_encoder(None, precision="fp32")
     print(f"# load average {os.getloadavg()} | torch threads {torch.get_num_threads()}")
     for seq in [s for s in args.sequences.split(",") if s]:
