@@ -20,9 +20,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -33,6 +31,10 @@ from tracker_core.confidence import object_confidences
 from tracker_core.encoder import Encoder, grid_size
 from tracker_core.errors import FrameDamaged
 from tracker_core.labels import FrameLabels
+from tracker_core.pipeline import LoadAhead, SharedWork
+
+# runs a frame's matching pieces, possibly with another thread's help (LoadAhead.share)
+Share = Callable[[SharedWork[torch.Tensor]], list[torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class PropagationConfig:
     # Decode and encode frame t+1 on a worker thread while frame t is matched, torch's threads
     # split between the two (needs >= 2 threads; outputs are identical either way).
     encode_ahead: bool = True
+    # Score the affinity's tile runs on two threads (the caller and a helper), each with
+    # torch's per-thread share: with ``encode_ahead`` the loading thread then no longer idles
+    # while the matching thread works (needs >= 2 threads; outputs are identical either way).
+    split_matching: bool = True
 
     def __post_init__(self) -> None:
         if self.radius < 0 or self.keyframe_radius < 0:
@@ -819,6 +825,7 @@ def local_affinity_copy(
     run: int = 16,
     regions: Sequence[Sequence[Reference]] = (),
     tile_region: torch.Tensor | None = None,
+    share: Share | None = None,
 ) -> torch.Tensor:
     """Copy reference labels to the query grid through a top-k local-window affinity.
 
@@ -830,6 +837,10 @@ def local_affinity_copy(
     ``regions``: other versions of ``refs`` (same frames and radii, e.g. translated by
     :func:`make_reference`'s offset); ``tile_region`` (nT,) long picks per tile which set it
     is matched against (0 = ``refs``, j = ``regions[j - 1]``; None = all ``refs``).
+
+    ``share``: runs the runs as a :class:`~tracker_core.pipeline.SharedWork` that another thread
+    may help with (:meth:`~tracker_core.pipeline.LoadAhead.share`; the runs are independent,
+    so the result is the same).
     """
     _, h, w = query.shape
     tile = refs[0].tile
@@ -863,13 +874,18 @@ def local_affinity_copy(
             for s in sets
         ]
         tiles = active.tolist()
-        args = (topk, temperature)
+        runs: list[tuple[int, int]] = []  # [i, j] ranges of ``tiles``: one tile row, < run apart
         i = 0
         while i < len(tiles):
-            ty = tiles[i] // tw
-            j = i
+            ty, j = tiles[i] // tw, i
             while j + 1 < len(tiles) and tiles[j + 1] < tiles[i] + run and tiles[j + 1] // tw == ty:
                 j += 1
+            runs.append((i, j))
+            i = j + 1
+
+        def score(i: int, j: int) -> torch.Tensor:
+            """(j - i + 1, T*T, K) labels of ``tiles[i..j]``."""
+            ty = tiles[i] // tw
             cols = [t % tw for t in tiles[i : j + 1]]
             spans = _region_spans(cols, [region[t] for t in tiles[i : j + 1]])
             pieces = [
@@ -885,15 +901,17 @@ def local_affinity_copy(
                 )
                 for g, x0, x1 in spans
             ]
-            sel = active[i : j + 1]
+            sel = active[i : j + 1] - tiles[i]
             if len(spans) == 1:
                 res = _copy_run(q[ty, cols[0] : cols[-1] + 1], sets[spans[0][0]], pieces, *args)
-                out[sel] = res[sel - tiles[i]]
-            else:
-                q_run = torch.cat([q[ty, x0:x1] for _, x0, x1 in spans])
-                res = _copy_run(q_run, sets[spans[0][0]], pieces, *args)
-                out[sel] = res[torch.tensor(_span_rows(cols, spans))]
-            i = j + 1
+                return res[sel]
+            q_run = torch.cat([q[ty, x0:x1] for _, x0, x1 in spans])
+            res = _copy_run(q_run, sets[spans[0][0]], pieces, *args)
+            return res[torch.tensor(_span_rows(cols, spans))]
+
+        args = (topk, temperature)
+        work = SharedWork(len(runs), lambda n: score(*runs[n]))
+        out[active] = torch.cat(work.run() if share is None else share(work))
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)
     return grid.reshape(n_lab, th * tile, tw * tile)[:, :h, :w].contiguous()
 
@@ -1085,6 +1103,7 @@ def localised_copy(
     offsets: Sequence[Sequence[tuple[int, int]]],
     topk: int,
     temperature: float,
+    share: Share | None = None,
 ) -> torch.Tensor:
     """:func:`local_affinity_copy` of ``memory``, each object's tiles (``tiles`` (nT,), 1 +
     object) matched against the memory translated by its ``offsets`` (per object, per memory
@@ -1101,7 +1120,7 @@ def localised_copy(
         regions.append([shifted_reference(m, o, box) for m, o in zip(memory, offs)])
         tile_region[own] = len(regions)
     return local_affinity_copy(
-        query, refs, topk, temperature, regions=regions, tile_region=tile_region
+        query, refs, topk, temperature, regions=regions, tile_region=tile_region, share=share
     )
 
 
@@ -1298,55 +1317,6 @@ def feature_basis(feats: torch.Tensor, dims: int) -> torch.Tensor | None:
     return vectors[:, -dims:].flip(1).T.to(feats.dtype).contiguous()
 
 
-T = TypeVar("T")
-
-
-class LoadAhead(Generic[T]):
-    """Loads frame t+1 (``load(index)``: decode + encode) on a worker thread while the caller
-    matches frame t, for ``order``'s indices in turn.
-
-    The first frame is loaded inline with all of torch's threads (time to first frame is
-    unchanged); from then on the caller and the worker each get half of them (at least one;
-    with fewer than two threads, or ``enabled`` False, everything runs inline). ``close``
-    waits for the worker and restores torch's thread count. ``get(i)`` returns what
-    ``load(i)`` returns and raises what it raises, in the caller's thread.
-    """
-
-    def __init__(
-        self, load: Callable[[int], T], order: Sequence[int], enabled: bool = True
-    ) -> None:
-        self._load = load
-        self._order = list(order)
-        self._position = {idx: i for i, idx in enumerate(self._order)}
-        self._threads = torch.get_num_threads()
-        self._enabled = enabled and self._threads >= 2
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: tuple[int, Future[T]] | None = None
-
-    def get(self, idx: int) -> T:
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] == idx:
-            item = pending[1].result()
-        else:
-            if pending is not None:  # asked out of order: the loaded frame is not wanted
-                pending[1].cancel()
-            item = self._load(idx)
-        nxt = self._position.get(idx, len(self._order)) + 1
-        if self._enabled and nxt < len(self._order):
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="trackpaint-load")
-                torch.set_num_threads(max(1, self._threads // 2))
-            self._pending = (self._order[nxt], self._pool.submit(self._load, self._order[nxt]))
-        return item
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            torch.set_num_threads(self._threads)
-        self._pending = None
-
-
 def propagate(
     frames: Callable[[int], np.ndarray],
     start: int,
@@ -1471,17 +1441,19 @@ def propagate(
     track: deque[torch.Tensor] = deque([main.centroids], maxlen=2)  # centroids at t-2, t-1
 
     def copy(feats: torch.Tensor, memory: Sequence[MemoryFrame]) -> torch.Tensor:
+        plain = [f.ref for f in memory]
+        share = ahead.share if cfg.split_matching else None
         if not localise:
-            return local_affinity_copy(feats, [f.ref for f in memory], cfg.topk, cfg.temperature)
+            return local_affinity_copy(feats, plain, cfg.topk, cfg.temperature, share=share)
         target = predict_centroids(track, cfg.region_velocity)
         radii = [f.ref.radius for f in memory]
         raw = window_offsets(target, [f.centroids for f in memory], radii, cfg.region_slack)
         if all(o == (0, 0) for offs in raw for o in offs):  # no window moves: the plain copy
-            return local_affinity_copy(feats, [f.ref for f in memory], cfg.topk, cfg.temperature)
+            return local_affinity_copy(feats, plain, cfg.topk, cfg.temperature, share=share)
         presence = predicted_presence(recent[-1].labels[1:m], target - track[-1])
         tiles = region_tiles(presence, tile, cfg.region_margin)
         offsets = region_offsets(raw, radii, tiles, tile, (feats.shape[1], feats.shape[2]))
-        return localised_copy(feats, memory, tiles, offsets, cfg.topk, cfg.temperature)
+        return localised_copy(feats, memory, tiles, offsets, cfg.topk, cfg.temperature, share)
 
     def load(idx: int) -> tuple[np.ndarray, torch.Tensor] | None:
         """Frame ``idx`` decoded, checked and encoded; None when it is skipped as damaged."""

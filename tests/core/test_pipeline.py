@@ -12,7 +12,8 @@ import torch
 from tests.fixtures_video import make_moving_square_frames
 from tracker_core.encoder import LabEncoder
 from tracker_core.labels import FrameLabels
-from tracker_core.propagate import LoadAhead, PropagationConfig, feature_basis, propagate
+from tracker_core.pipeline import LoadAhead
+from tracker_core.propagate import PropagationConfig, feature_basis, propagate
 
 
 class RecordingEncoder:
@@ -78,7 +79,7 @@ def test_closing_a_run_early_stops_the_worker_and_restores_the_threads(two_threa
     run.close()
     assert torch.get_num_threads() == 2
     assert not any(t.name.startswith("trackpaint-load") for t in threading.enumerate())
-    assert len(enc.threads) <= 4  # start, 1, 2 and at most the one loaded ahead
+    assert len(enc.threads) <= 5  # start, 1, 2 and at most the two loaded ahead (of 10)
 
 
 def test_a_frame_that_fails_to_load_ahead_raises_after_the_frames_before_it(two_threads):
@@ -144,3 +145,78 @@ def test_projected_features_track_the_square_like_the_full_ones():
     for f, lo, gt in zip(full, low, masks[1:]):
         assert iou(lo.labels.mask > 0, gt > 0) > iou(f.labels.mask > 0, gt > 0) - 0.1
         assert iou(lo.labels.mask > 0, gt > 0) > 0.7
+
+
+def test_shared_work_gives_every_result_in_order_with_a_helper_joining_in():
+    import time
+
+    from tracker_core.pipeline import SharedWork
+
+    who: dict[int, str] = {}
+
+    def compute(i: int) -> int:
+        who[i] = threading.current_thread().name
+        time.sleep(0.002)
+        return i * i
+
+    work = SharedWork(40, compute)
+    helper = threading.Thread(target=work.help, name="helper")
+    helper.start()
+    assert work.run() == [i * i for i in range(40)]
+    helper.join()
+    assert set(who.values()) == {threading.current_thread().name, "helper"}
+    assert not work.unclaimed
+
+
+def test_shared_work_never_waits_for_a_helper_that_has_not_started():
+    from tracker_core.pipeline import SharedWork
+
+    work = SharedWork(5, lambda i: -i)
+    assert work.run() == [0, -1, -2, -3, -4]  # nobody helped: all done by the owner
+    work.help()  # a helper that arrives late finds nothing left and returns at once
+
+
+def test_a_helpers_error_is_raised_by_the_owner():
+    import time
+
+    from tracker_core.pipeline import SharedWork
+
+    def compute(i: int) -> int:
+        if threading.current_thread().name == "helper":
+            raise ValueError(f"item {i} failed")
+        time.sleep(0.005)
+        return i
+
+    work = SharedWork(20, compute)
+    helper = threading.Thread(target=work.help, name="helper")
+    helper.start()
+    with pytest.raises(ValueError, match="failed"):
+        work.run()
+    helper.join()
+
+
+def test_the_loading_thread_helps_with_matching_and_the_labels_stay_the_same(
+    two_threads, monkeypatch
+):
+    import time
+
+    import tracker_core.propagate as prop
+
+    frames, masks = make_moving_square_frames(n=8, h=64, w=96)
+    alone = _run(frames, masks, RecordingEncoder(), split_matching=False)
+    threads: list[str] = []
+    copy_run = prop._copy_run
+
+    def slow_copy_run(*a, **k):  # slow enough that the loader finishes and joins in
+        threads.append(threading.current_thread().name)
+        time.sleep(0.003)
+        return copy_run(*a, **k)
+
+    monkeypatch.setattr(prop, "_copy_run", slow_copy_run)
+    shared = _run(frames, masks, RecordingEncoder(), split_matching=True)
+    for a, b in zip(shared, alone):
+        assert np.array_equal(a.labels.mask, b.labels.mask)
+        assert torch.equal(a.soft, b.soft)
+    assert threading.current_thread().name in threads
+    assert any(t.startswith("trackpaint-load") for t in threads)
+    assert torch.get_num_threads() == 2
