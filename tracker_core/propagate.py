@@ -95,12 +95,13 @@ class PropagationConfig:
     # 83.4 / 73.9 vs 83.25 / 73.0 with all, 24 and 40 also help both, 16 loses dev-b
     # (benchmarks/RESULTS.md, "Feature dimensions and encoding ahead"). 0 = all channels.
     feature_dims: int = 32
-    # Decode and encode frame t+1 on a worker thread while frame t is matched, torch's threads
-    # split between the two (needs >= 2 threads; outputs are identical either way).
+    # Decode and encode the next two frames on a worker thread while frame t is matched,
+    # torch's threads split between the two (needs >= 2 threads; outputs are identical either
+    # way; tracker_core/pipeline.py).
     encode_ahead: bool = True
-    # Score the affinity's tile runs on two threads (the caller and a helper), each with
-    # torch's per-thread share: with ``encode_ahead`` the loading thread then no longer idles
-    # while the matching thread works (needs >= 2 threads; outputs are identical either way).
+    # Between its loads the worker scores some of frame t's tile runs (needs ``encode_ahead``;
+    # outputs are identical): fast fp32 52.7 vs 64.5 ms/frame on 2 cores (benchmarks/RESULTS.md,
+    # "The loading thread helps with the matching").
     split_matching: bool = True
 
     def __post_init__(self) -> None:
