@@ -124,22 +124,18 @@ class LoadAhead(Generic[T]):
                 self._done.clear()
                 self._next = self._limit = pos + 1
                 item: tuple[bool, object] | None = None
-            else:  # loaded, being loaded, or next in the worker's queue (it comes first)
-                self._needed = pos
-                self._cond.notify_all()
+            else:  # loaded, being loaded, or next in the worker's queue (``_ahead`` put it first)
                 self._cond.wait_for(lambda: pos in self._done)
                 item = self._done.pop(pos)
                 for stale in [p for p in self._done if p < pos]:
                     del self._done[stale]
         if item is None:
-            value = self._load(idx)
-        elif item[0]:
-            value = cast(T, item[1])
-        else:
-            self._ahead(pos)
-            raise cast(BaseException, item[1])
+            item = (True, self._load(idx))
         self._ahead(pos)
-        return value
+        ok, value = item
+        if not ok:
+            raise cast(BaseException, value)
+        return cast(T, value)
 
     def share(self, work: SharedWork[R]) -> list[R]:
         """``work.run()`` with the worker helping whenever it is between loads."""
@@ -170,21 +166,21 @@ class LoadAhead(Generic[T]):
                 self._thread.start()
             self._cond.notify_all()
 
+    def _open_work(self) -> SharedWork | None:
+        """The caller's shared work while it has unclaimed items (call holding the lock)."""
+        return self._work if self._work is not None and self._work.unclaimed else None
+
     def _worker(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: (
-                        self._stop
-                        or (self._work is not None and self._work.unclaimed)
-                        or self._next < self._limit
-                    )
+                    lambda: self._stop or self._open_work() is not None or self._next < self._limit
                 )
                 if self._stop:
                     return
                 # the frame asked for next comes first, then the caller's work, then the rest
                 urgent = self._next < self._limit and self._next <= self._needed
-                work = self._work if self._work is not None and self._work.unclaimed else None
+                work = self._open_work()
                 pos = None
                 if urgent or work is None:
                     work = None

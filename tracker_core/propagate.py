@@ -875,6 +875,7 @@ def local_affinity_copy(
             for s in sets
         ]
         tiles = active.tolist()
+        args = (topk, temperature)
         runs: list[tuple[int, int]] = []  # [i, j] ranges of ``tiles``: one tile row, < run apart
         i = 0
         while i < len(tiles):
@@ -910,7 +911,6 @@ def local_affinity_copy(
             res = _copy_run(q_run, sets[spans[0][0]], pieces, *args)
             return res[torch.tensor(_span_rows(cols, spans))]
 
-        args = (topk, temperature)
         work = SharedWork(len(runs), lambda n: score(*runs[n]))
         out[active] = torch.cat(work.run() if share is None else share(work))
     grid = out.view(th, tw, tile, tile, n_lab).permute(4, 0, 2, 1, 3)

@@ -4,6 +4,7 @@ start frame's feature basis: same results, threads restored, errors where they h
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from tests.fixtures_video import make_moving_square_frames
 from tracker_core.encoder import LabEncoder
 from tracker_core.labels import FrameLabels
-from tracker_core.pipeline import LoadAhead
+from tracker_core.pipeline import LoadAhead, SharedWork
 from tracker_core.propagate import PropagationConfig, feature_basis, propagate
 
 
@@ -148,10 +149,6 @@ def test_projected_features_track_the_square_like_the_full_ones():
 
 
 def test_shared_work_gives_every_result_in_order_with_a_helper_joining_in():
-    import time
-
-    from tracker_core.pipeline import SharedWork
-
     who: dict[int, str] = {}
 
     def compute(i: int) -> int:
@@ -169,18 +166,12 @@ def test_shared_work_gives_every_result_in_order_with_a_helper_joining_in():
 
 
 def test_shared_work_never_waits_for_a_helper_that_has_not_started():
-    from tracker_core.pipeline import SharedWork
-
     work = SharedWork(5, lambda i: -i)
     assert work.run() == [0, -1, -2, -3, -4]  # nobody helped: all done by the owner
     work.help()  # a helper that arrives late finds nothing left and returns at once
 
 
 def test_a_helpers_error_is_raised_by_the_owner():
-    import time
-
-    from tracker_core.pipeline import SharedWork
-
     def compute(i: int) -> int:
         if threading.current_thread().name == "helper":
             raise ValueError(f"item {i} failed")
@@ -198,8 +189,6 @@ def test_a_helpers_error_is_raised_by_the_owner():
 def test_the_loading_thread_helps_with_matching_and_the_labels_stay_the_same(
     two_threads, monkeypatch
 ):
-    import time
-
     import tracker_core.propagate as prop
 
     frames, masks = make_moving_square_frames(n=8, h=64, w=96)
