@@ -97,7 +97,7 @@ def test_mask_to_soft_area_fractions_and_roundtrip():
     assert np.array_equal(back, np.where(mask == 3, 3, 0))
 
 
-def full_frame_decode(soft, mask_ids, frame_hw, stride, frame=None, refine_radius=0):
+def full_frame_decode(soft, mask_ids, frame_hw, stride, frame=None, refine_radius=0, subsample=1):
     """Reference decode: every plane (background too) upsampled and filtered over the frame."""
     _, h, w = soft.shape
     up = np.stack(
@@ -108,12 +108,15 @@ def full_frame_decode(soft, mask_ids, frame_hw, stride, frame=None, refine_radiu
     )[:, : frame_hw[0], : frame_hw[1]]
     if frame is not None and refine_radius > 0:
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        up = guided_filter(grey, np.ascontiguousarray(up), refine_radius, 1e-3)
+        up = guided_filter(grey, np.ascontiguousarray(up), refine_radius, 1e-3, subsample)
     return np.array((0, *mask_ids), np.uint8)[up.argmax(axis=0)]
 
 
-@pytest.mark.parametrize(("n_obj", "radius"), [(1, 4), (2, 4), (1, 0), (3, 2)])
-def test_decoding_only_near_objects_equals_decoding_the_whole_frame(n_obj, radius):
+@pytest.mark.parametrize(
+    ("n_obj", "radius", "sub"),
+    [(1, 4, 1), (2, 4, 1), (1, 0, 1), (3, 2, 1), (1, 4, 2), (2, 4, 2), (3, 2, 2), (2, 6, 3)],
+)
+def test_decoding_only_near_objects_equals_decoding_the_whole_frame(n_obj, radius, sub):
     rng = np.random.default_rng(n_obj + radius)
     h, w, stride = 20, 30, 8
     fg = np.zeros((n_obj, h, w), np.float32)
@@ -125,10 +128,27 @@ def test_decoding_only_near_objects_equals_decoding_the_whole_frame(n_obj, radiu
     frame_hw = (h * stride - 5, w * stride - 3)  # frames need not fill the last cells
     frame = rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
     ids = tuple(range(3, 3 + n_obj))
-    fast = soft_to_mask(soft, ids, frame_hw, stride, frame, radius)
-    full = full_frame_decode(soft, ids, frame_hw, stride, frame, radius)
+    fast = soft_to_mask(soft, ids, frame_hw, stride, frame, radius, refine_subsample=sub)
+    full = full_frame_decode(soft, ids, frame_hw, stride, frame, radius, sub)
     assert fast.any()
     assert (fast != full).mean() < 1e-4  # argmax ties may round either way
+
+
+@pytest.mark.parametrize(("sub", "radius"), [(2, 4), (3, 6), (3, 4)])
+def test_a_subsampled_refinement_of_the_crop_is_the_whole_frames(sub, radius):
+    """The crop around an object in mid-frame starts on a block boundary of the whole frame:
+    the same blocks, so exactly the same mask (an unaligned crop differs on 65-115 pixels)."""
+    rng = np.random.default_rng(5)
+    h, w, stride = 20, 30, 8
+    fg = np.zeros((1, h, w), np.float32)
+    fg[0, 8:12, 11:17] = rng.uniform(0.3, 1.0, (4, 6))
+    soft = torch.from_numpy(np.concatenate([1 - fg, fg]))
+    frame_hw = (h * stride - 5, w * stride - 3)
+    frame = rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
+    fast = soft_to_mask(soft, (1,), frame_hw, stride, frame, radius, refine_subsample=sub)
+    full = full_frame_decode(soft, (1,), frame_hw, stride, frame, radius, sub)
+    assert fast.sum() > 500
+    assert np.array_equal(fast, full)
 
 
 def test_keypoint_heatmap_roundtrip_and_invisible_points():
@@ -259,6 +279,26 @@ def test_guided_refinement_snaps_a_coarse_boundary_to_the_image_edge():
     refined = soft_to_mask(soft, (1,), (h, w), stride, frame=frame, refine_radius=4)
     assert jaccard(refined > 0, truth > 0) > jaccard(coarse > 0, truth > 0)
     assert jaccard(refined > 0, truth > 0) > 0.97
+    fast = soft_to_mask(
+        soft, (1,), (h, w), stride, frame=frame, refine_radius=4, refine_subsample=2
+    )
+    assert jaccard(fast > 0, truth > 0) > 0.97
+
+
+def test_the_subsampled_guided_filter_approximates_the_exact_one_and_keeps_constants():
+    rng = np.random.default_rng(0)
+    _, x = np.mgrid[0:61, 0:83].astype(np.float32)
+    guide = (
+        (x > 40).astype(np.float32) * 0.8 + 0.1 + rng.normal(0, 0.02, x.shape).astype(np.float32)
+    )
+    plane = np.clip((x - 30) / 20, 0, 1).astype(np.float32)[None]  # a soft edge near the step
+    exact = guided_filter(guide, plane, 4, 1e-3)
+    fast = guided_filter(guide, plane, 4, 1e-3, subsample=2)
+    assert fast.shape == exact.shape == plane.shape
+    assert np.abs(fast - exact).mean() < 0.02
+    assert ((fast > 0.5) == (exact > 0.5)).mean() > 0.99
+    const = np.full((2, 61, 83), 0.25, np.float32)
+    assert np.allclose(guided_filter(guide, const, 4, 1e-3, subsample=2), 0.25, atol=1e-5)
 
 
 def test_confidence_drops_when_an_object_vanishes():
