@@ -25,6 +25,11 @@ from types import ModuleType
 
 import cv2
 import numpy as np
+
+# first: importing tracker_core sets GOMP_SPINCOUNT before torch loads, as in the app and CLI
+import tracker_core  # noqa: F401
+
+# isort: split
 import torch
 
 import tracker_core.propagate as current

@@ -18,6 +18,11 @@ import os
 import time
 
 import numpy as np
+
+# first: importing tracker_core sets GOMP_SPINCOUNT before torch loads, as in the app and CLI
+import tracker_core  # noqa: F401
+
+# isort: split
 import torch
 from torch import nn
 

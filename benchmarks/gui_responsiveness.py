@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -88,10 +89,33 @@ def save_png(image, path: Path) -> None:  # image: QImage
     small.save(path, optimize=True)
 
 
+def getrusage() -> resource.struct_rusage:
+    """This process's resource usage so far (all threads)."""
+    return resource.getrusage(resource.RUSAGE_SELF)
+
+
+def rusage_per_frame(
+    start: resource.struct_rusage, end: resource.struct_rusage, frames: int
+) -> dict[str, float]:
+    """Per frame between two ``getrusage`` samples: system CPU (ms), minor page faults, voluntary
+    (waiting) and involuntary (pre-empted) context switches."""
+    n = max(1, frames)
+    return {
+        "steady_sys_ms_per_frame": round(1000 * (end.ru_stime - start.ru_stime) / n, 1),
+        "steady_minflt_per_frame": round((end.ru_minflt - start.ru_minflt) / n, 1),
+        "steady_vcsw_per_frame": round((end.ru_nvcsw - start.ru_nvcsw) / n, 1),
+        "steady_ivcsw_per_frame": round((end.ru_nivcsw - start.ru_nivcsw) / n, 1),
+    }
+
+
 def main() -> int:
     args = parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
+    # first, as in the app: importing tracker_core sets GOMP_SPINCOUNT before torch loads
+    import tracker_core  # noqa: F401
+
+    # isort: split
     import torch
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QMessageBox
@@ -182,6 +206,7 @@ def main() -> int:
     # stop after --frames frames: Cancel keeps what is done, exactly as the button does
     first: list[float] = []
     first_cpu: list[tuple[int, float]] = []  # (frames done, process CPU s) at the first frame
+    first_usage: list[resource.struct_rusage] = []
 
     def progressed(p: object) -> None:
         if not isinstance(p, PropagationProgress):
@@ -189,6 +214,7 @@ def main() -> int:
         if not first:
             first.append(time.perf_counter() - started)
             first_cpu.append((p.done, time.process_time()))
+            first_usage.append(getrusage())
         if p.done >= args.frames:
             window.runner.cancel()
 
@@ -201,6 +227,7 @@ def main() -> int:
         poll.stop()
         timer.stop()
         cpu = time.process_time() - cpu0
+        end_usage = getrusage()
         gui_cpu = time.thread_time() - main0
         threads = thread_cpu()
         if profiler is not None:
@@ -210,6 +237,9 @@ def main() -> int:
         others = cpu - gui_cpu
         frames = int((doc.project.states() == 2).sum())
         ms = sorted(1000 * g for g in gaps[1:])
+        if first_usage:
+            steady = frames - first_cpu[0][0]
+            result.update(rusage_per_frame(first_usage[0], end_usage, steady))
         result.update(
             frames=frames,
             cpu_ms_per_frame=round(1000 * cpu / max(frames, 1), 1),

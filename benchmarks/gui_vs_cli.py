@@ -36,9 +36,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from gui_responsiveness import getrusage, rusage_per_frame  # the script's folder
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "resources" / "sample" / "bear"
 INIT = ROOT / "resources" / "sample" / "bear_00000.png"
+
+
+USAGE_KEYS = (
+    "steady_sys_ms_per_frame",
+    "steady_minflt_per_frame",
+    "steady_vcsw_per_frame",
+    "steady_ivcsw_per_frame",
+)
 
 
 def cli_child(threads: int, precision: str, frames: int) -> dict[str, object]:
@@ -58,7 +68,11 @@ def cli_child(threads: int, precision: str, frames: int) -> dict[str, object]:
     propagator = propagator_from_args(args, skip_damaged=args.skip_damaged)
     marks: list[tuple[int, float]] = []
 
+    usage: list[object] = []
+
     def progress(done: int, total: int) -> None:
+        if not marks:
+            usage.append(getrusage())
         marks.append((done, time.process_time()))
 
     load0 = os.getloadavg()[0]
@@ -71,9 +85,11 @@ def cli_child(threads: int, precision: str, frames: int) -> dict[str, object]:
     )
     end = time.process_time()
     (first_done, first_cpu) = marks[0]
+    end_usage = getrusage()
     shutil.rmtree(scratch)
     frames = result.propagated
     return {
+        **rusage_per_frame(usage[0], end_usage, frames - first_done),
         "arm": "cli",
         "frames": frames,
         "ms_per_frame": round(result.ms_per_frame, 1),
@@ -165,7 +181,8 @@ def run_rounds(
         for arm, omp in order if r % 2 == 0 else order[::-1]:
             res = run_arm(arm, omp, args)
             rows.setdefault(f"{arm}/{omp}", []).append(res)
-            shown = {k: res[k] for k in (*keys, "frames", "load_1min_start_end") if k in res}
+            extra = ("frames", "load_1min_start_end", *USAGE_KEYS)
+            shown = {k: res[k] for k in (*keys, *extra) if k in res}
             print(f"round {r + 1} {arm}/{omp}: {json.dumps(shown)}", flush=True)
 
 

@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# first: importing tracker_core sets GOMP_SPINCOUNT before torch loads, as in the app and CLI
+import tracker_core  # noqa: F401
+
+# isort: split
 import torch
 
 from tracker_core.encoder import load_encoder

@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.propagate + 2 > args.frames:
         parser.error("--propagate must be at most --frames - 2")
 
+    # first: importing tracker_core sets GOMP_SPINCOUNT before torch loads, as in the app and CLI
+    import tracker_core  # noqa: F401
+
+    # isort: split
     import torch
 
     from tracker_core.encoder import LabEncoder

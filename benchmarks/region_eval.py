@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# first: importing tracker_core sets GOMP_SPINCOUNT before torch loads, as in the app and CLI
+import tracker_core  # noqa: F401
+
+# isort: split
 import torch
 
 from tracker_core.encoder import load_encoder

@@ -24,6 +24,11 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+# first: importing tracker_core sets GOMP_SPINCOUNT before torch loads, as in the app and CLI
+import tracker_core  # noqa: F401
+
+# isort: split
 import torch
 from affinity_stages import (  # the script's folder
     capture,
