@@ -292,6 +292,11 @@ def _block_mean(x: np.ndarray, s: int) -> np.ndarray:
     return cv2.resize(x, (ws, hs), interpolation=cv2.INTER_AREA)  # an integer factor: exact
 
 
+def _coarse_radius(radius: int, subsample: int) -> int:
+    """The fast guided filter's box radius on s x s block means (at least one block)."""
+    return max(1, round(radius / subsample))
+
+
 def guided_filter(
     guide: np.ndarray, planes: np.ndarray, radius: int, eps: float, subsample: int = 1
 ) -> np.ndarray:
@@ -318,7 +323,7 @@ def guided_filter(
     def up(x: np.ndarray) -> np.ndarray:
         return cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
 
-    coeffs = _guided_coefficients(_block_mean(guide, s), small, max(1, round(radius / s)), eps)
+    coeffs = _guided_coefficients(_block_mean(guide, s), small, _coarse_radius(radius, s), eps)
     for c, (mean_a, mean_b) in enumerate(coeffs):
         np.multiply(up(mean_a), guide, out=out[c])
         out[c] += up(mean_b)
@@ -368,7 +373,7 @@ def soft_to_mask(
     sub = max(1, refine_subsample) if r > 0 else 1
     # pixels a cell reaches through the bilinear kernel (< 1 cell) and the filter (2r: box of
     # box; subsampled: 2 blocks of blocks each way and the bilinear upsampling)
-    reach = 2 * r + 1 if sub == 1 else 2 * sub * (max(1, round(r / sub)) + 1) + sub
+    reach = 2 * r + 1 if sub == 1 else 2 * sub * (_coarse_radius(r, sub) + 1) + sub
     inner = math.ceil(max(cell_y, cell_x)) + reach
     outer = inner + reach  # and the pixels those depend on
     cy0, cy1, cx0, cx1 = box
