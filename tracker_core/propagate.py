@@ -487,17 +487,6 @@ def heatmaps_to_keypoints(
 # --------------------------------------------------------------------------- affinity
 
 
-def _tiles(x: torch.Tensor, tile: int, radius: int, fill: float = 0.0) -> torch.Tensor:
-    """(C, h, w) -> (nT, C, (tile+2r)^2): each tile's surrounding window; outside cells = fill."""
-    c, h, w = x.shape
-    th, tw = math.ceil(h / tile), math.ceil(w / tile)
-    pad = (radius, tw * tile - w + radius, radius, th * tile - h + radius)
-    padded = F.pad(x[None], pad, value=fill)
-    win = tile + 2 * radius
-    cols = F.unfold(padded, kernel_size=win, stride=tile)  # (1, C*win*win, nT)
-    return cols.view(c, win * win, -1).permute(2, 0, 1)
-
-
 def _bands(x: torch.Tensor, tile: int, radius: int, last_fill: float | None = None) -> torch.Tensor:
     """(C, h, w) -> (th, Wb, T+2r, C): per tile row, the T+2r grid rows its windows reach,
     stored column by column, so the window of tile (ty, tx) is the contiguous block
@@ -589,12 +578,6 @@ class Reference:
     col0: int = 0
 
 
-@functools.lru_cache(maxsize=16)
-def _inside(grid_hw: tuple[int, int], tile: int, radius: int) -> torch.Tensor:
-    """(nT, 1, (T+2r)^2) bool: which cells of each tile's window lie on the grid (read-only)."""
-    return _tiles(torch.ones(1, *grid_hw), tile, radius) > 0
-
-
 def _query_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
     """(C, h, w) -> (th, tw, T*T, C): each tile's cells (row-major), zero past the grid."""
     c, h, w = x.shape
@@ -604,16 +587,32 @@ def _query_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
     return cells.reshape(th, tw, tile * tile, c)
 
 
+def _window_extrema(plane: torch.Tensor, span: int, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, H, W) plane, -inf at cells to leave out -> (lo, hi), each (K, (H - span) // tile + 1,
+    (W - span) // tile + 1): the minimum / maximum of the other cells of each ``span`` x ``span``
+    window at stride ``tile``. Max pooling by rows, then by columns (exact: max is associative);
+    ``plane`` is changed (its left-out cells become +inf)."""
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        rows = F.max_pool2d(x[None], (span, 1), stride=(tile, 1))
+        return F.max_pool2d(rows, (1, span), stride=(1, tile))[0]
+
+    hi = pool(plane)
+    lo = -pool(-plane.masked_fill_(torch.isneginf(plane), float("inf")))
+    return lo, hi
+
+
 def _label_windows(
     labels: torch.Tensor, tile: int, radius: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The label part of a reference: labels (K, h, w) -> (value bands, lo, hi), where lo / hi
     (nT, K) are each tile window's per-channel minimum / maximum over cells on the grid."""
-    inside = _inside(tuple(labels.shape[1:]), tile, radius)  # (nT, 1, W)
-    vals = _tiles(labels, tile, radius)  # (nT, K, W)
-    hi = vals.masked_fill(~inside, -1e9).amax(dim=2)
-    lo = vals.masked_fill(~inside, 1e9).amin(dim=2)
-    return _bands(labels, tile, radius), lo, hi
+    k, h, w = labels.shape
+    th, tw = math.ceil(h / tile), math.ceil(w / tile)
+    plane = labels.new_full((k, th * tile + 2 * radius, tw * tile + 2 * radius), float("-inf"))
+    plane[:, radius : radius + h, radius : radius + w] = labels
+    lo, hi = _window_extrema(plane, tile + 2 * radius, tile)  # (K, th, tw)
+    return _bands(labels, tile, radius), lo.flatten(1).T.contiguous(), hi.flatten(1).T.contiguous()
 
 
 def translate(x: torch.Tensor, offset: tuple[int, int], fill: float = 0.0) -> torch.Tensor:
@@ -740,9 +739,7 @@ def _box_label_windows(
     if ylo < yhi and xlo < xhi:
         src = labels[:, ylo - dy : yhi - dy, xlo - dx : xhi - dx]
         plane[:, ylo - y0 : yhi - y0, xlo - x0 : xhi - x0] = src
-    hi_box = F.max_pool2d(plane[None], span, stride=tile)[0]  # (K, ty1 - ty0, tx1 - tx0)
-    off_grid = torch.isneginf(plane)
-    lo_box = -F.max_pool2d(-plane.masked_fill_(off_grid, float("inf"))[None], span, stride=tile)[0]
+    lo_box, hi_box = _window_extrema(plane, span, tile)  # (K, ty1 - ty0, tx1 - tx0)
     lo = labels.new_zeros(th, tw, k)
     hi = labels.new_zeros(th, tw, k)
     lo[ty0:ty1, tx0:tx1] = lo_box.permute(1, 2, 0)

@@ -72,6 +72,22 @@ def test_tiled_affinity_matches_dense_reference(radii, tile):
     assert torch.allclose(tiled, dense, atol=1e-5)
 
 
+@pytest.mark.parametrize(("radius", "tile"), [(0, 1), (1, 4), (3, 4), (2, 3), (5, 8)])
+def test_reference_label_ranges_are_each_tile_windows_min_and_max_on_the_grid(radius, tile):
+    gen = torch.Generator().manual_seed(radius * 10 + tile)
+    h, w, k = 11, 14, 3
+    labels = torch.rand(k, h, w, generator=gen) * 4 - 2  # negative values too
+    ref = make_reference(torch.randn(2, h, w, generator=gen), labels, radius, tile)
+    tw = math.ceil(w / tile)
+    for t in range(ref.lo.shape[0]):
+        ty, tx = divmod(t, tw)
+        y0, x0 = max(0, ty * tile - radius), max(0, tx * tile - radius)
+        y1, x1 = min(h, (ty + 1) * tile + radius), min(w, (tx + 1) * tile + radius)
+        window = labels[:, y0:y1, x0:x1].reshape(k, -1)
+        assert torch.equal(ref.lo[t], window.amin(dim=1)), t
+        assert torch.equal(ref.hi[t], window.amax(dim=1)), t
+
+
 def test_constant_tiles_are_copied_exactly():
     h, w = 16, 16
     labels = torch.zeros(2, h, w)
